@@ -1,0 +1,3 @@
+"""Rempart: a secure-by-design FHIR R4 platform for health establishments."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``rempart`` command line (design.md, outside interface)."""

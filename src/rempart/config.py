@@ -1,0 +1,102 @@
+"""Typed settings, one dataclass per feature, loaded once from the environment.
+
+Defaults are the safe ones. ``load_settings`` is the only place that reads the
+environment; ``create_app(settings)`` and the CLI receive the result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "./rempart-data"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where resources live."""
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    """Directory for the embedded SQLite database and the key files."""
+    database_url: str | None = None
+    """``sqlite:///path/file.db`` or ``postgresql://…``; default: SQLite in data_dir."""
+    postgres_schema: str = "rempart"
+    """PostgreSQL schema holding Rempart's tables."""
+    pool_size: int = 16
+    """Largest number of PostgreSQL connections one process opens."""
+    group_commit_max: int = 256
+    """Most writes the SQLite writer commits in one transaction (one fsync)."""
+
+    @property
+    def url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'rempart.db'}"
+
+
+@dataclass(frozen=True)
+class CryptoSettings:
+    """Encryption at rest of resource bodies (AES-256-GCM)."""
+
+    key_file: Path | None = None
+    """Key ring file; default ``<data_dir>/keys/data-keys.json`` (created 0600)."""
+    env_key: str | None = None
+    """A base64 256-bit key given by the operator (REMPART_DATA_KEY); used alone."""
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Bounds on what one request may ask for."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Largest request body accepted (413 beyond)."""
+    default_count: int = 50
+    """Page size when the caller gives no ``_count``."""
+    max_count: int = 500
+    """Largest page size a caller may ask for."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. Loopback only until authentication is in place."""
+    port: int = 8080
+    """TCP port."""
+    base_url: str | None = None
+    """Public base of the FHIR API used in links; default from the request."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Rempart needs to run, built once."""
+
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    crypto: CryptoSettings = field(default_factory=CryptoSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def with_storage(self, **changes: object) -> Settings:
+        return replace(self, storage=replace(self.storage, **changes))  # type: ignore[arg-type]
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    data_dir: str | None = None,
+    database_url: str | None = None,
+) -> Settings:
+    """Settings from explicit arguments first, then the environment, then defaults."""
+    env = os.environ if env is None else env
+    directory = Path(data_dir or env.get("REMPART_DATA_DIR") or DEFAULT_DATA_DIR)
+    storage = StorageSettings(
+        data_dir=directory,
+        database_url=database_url or env.get("REMPART_DATABASE_URL") or None,
+        postgres_schema=env.get("REMPART_PG_SCHEMA", "rempart"),
+    )
+    crypto = CryptoSettings(env_key=env.get("REMPART_DATA_KEY") or None)
+    limits = LimitSettings(
+        max_body_bytes=int(env.get("REMPART_MAX_BODY_BYTES", LimitSettings.max_body_bytes)),
+    )
+    return Settings(storage=storage, crypto=crypto, limits=limits)

@@ -1,0 +1,643 @@
+"""The two bodies of the FHIR ``patch`` interaction, as pure functions.
+
+* JSON Patch, RFC 6902, applied with the ``jsonpatch`` library
+  (FHIR R4 RESTful API, http://hl7.org/fhir/R4/http.html#patch).
+* FHIRPath Patch: a ``Parameters`` resource of ``operation`` parameters
+  (FHIR R4 FHIRPath Patch, http://hl7.org/fhir/R4/fhirpatch.html).
+
+A malformed body is INCORRECT (400); a well-formed patch that cannot be applied to
+this resource is UNPROCESSABLE (422). Messages name the operation by its index and
+never echo what the caller sent. Neither function changes its arguments, and
+``decimal.Decimal`` values stay as they are (``copy.deepcopy`` keeps them).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import fhirkit
+import jsonpatch
+import jsonpointer
+
+from rempart.errors import Category, Issue, RempartError
+
+__all__ = ["apply_fhirpath_patch", "apply_json_patch"]
+
+
+def _error(
+    category: Category, text: str, index: int | None = None, path: str | None = None
+) -> RempartError:
+    message = text if index is None else f"operation {index}: {text}"
+    return RempartError(category, message, [Issue(message, path)])
+
+
+def _param_error(category: Category, text: str, index: int) -> RempartError:
+    return _error(category, text, index, f"Parameters.parameter[{index}]")
+
+
+def _checked_result(original: dict[str, Any], patched: Any) -> dict[str, Any]:
+    if not isinstance(patched, dict):
+        raise _error(Category.UNPROCESSABLE, "the patch result is not a resource")
+    # A resource's type is its identity on this server; a patch is not a way to change it.
+    if patched.get("resourceType") != original.get("resourceType"):
+        raise _error(Category.UNPROCESSABLE, "a patch must not change the resource type")
+    return patched
+
+
+def _too_deep() -> RempartError:
+    return _error(Category.INCORRECT, "the patch document is nested too deeply")
+
+
+# --- JSON Patch (RFC 6902) ------------------------------------------------------------
+
+# The members each operation needs besides "op" and "path" (RFC 6902 §4).
+_JSON_OPS: dict[str, tuple[str, ...]] = {
+    "add": ("value",),
+    "remove": (),
+    "replace": ("value",),
+    "move": ("from",),
+    "copy": ("from",),
+    "test": ("value",),
+}
+
+
+def apply_json_patch(resource: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """Apply an RFC 6902 JSON Patch to a copy of ``resource`` and return the copy."""
+    _check_json_patch(patch)
+    try:
+        doc: Any = copy.deepcopy(resource)
+        for index, operation in enumerate(patch):
+            doc = _apply_json_op(doc, operation, index)
+    except RecursionError:
+        raise _too_deep() from None
+    return _checked_result(resource, doc)
+
+
+def _check_json_patch(patch: Any) -> None:
+    # jsonpatch accepts any iterable and reports errors in its own words; checking the
+    # shape first gives the caller one short, input-free message per case.
+    if not isinstance(patch, list):
+        raise _error(Category.INCORRECT, "a JSON Patch body must be an array of operations")
+    for index, operation in enumerate(patch):
+        _check_json_op(operation, index)
+
+
+def _check_json_op(operation: Any, index: int) -> None:
+    name = operation.get("op") if isinstance(operation, dict) else None
+    if not isinstance(name, str) or name not in _JSON_OPS:
+        raise _error(Category.INCORRECT, "not an operation with a known 'op'", index)
+    needed = _JSON_OPS[name]
+    for member in ("path", "from") if "from" in needed else ("path",):
+        if not _is_pointer(operation.get(member)):
+            raise _error(Category.INCORRECT, f"'{member}' is not a JSON Pointer", index)
+    if "value" in needed and "value" not in operation:
+        raise _error(Category.INCORRECT, "'value' is missing", index)
+
+
+def _is_pointer(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        jsonpointer.JsonPointer(value)
+    except jsonpointer.JsonPointerException:
+        return False
+    return True
+
+
+def _apply_json_op(doc: Any, operation: dict[str, Any], index: int) -> Any:
+    # One operation at a time, so that a failure names its operation; ``doc`` is our
+    # private copy, so in-place changes are safe and a failure simply discards it.
+    try:
+        return jsonpatch.JsonPatch([operation]).apply(doc, in_place=True)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise _error(Category.UNPROCESSABLE, "test failed", index) from exc
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise _error(Category.INCORRECT, "invalid operation", index) from exc
+    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as exc:
+        raise _error(Category.UNPROCESSABLE, "path cannot be applied to this resource", index) from exc
+
+
+# --- FHIRPath Patch: the Parameters document -----------------------------------------
+
+_REQUIRED_PARTS: dict[str, tuple[str, ...]] = {
+    "add": ("path", "name", "value"),
+    "insert": ("path", "value", "index"),
+    "delete": ("path",),
+    "replace": ("path", "value"),
+    "move": ("path", "source", "destination"),
+}
+_KNOWN_PARTS = frozenset({"type", "path", "name", "value", "index", "source", "destination"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """One ``operation`` parameter, its parts indexed by name."""
+
+    index: int
+    parts: dict[str, dict[str, Any]]
+
+    def incorrect(self, text: str) -> RempartError:
+        return _param_error(Category.INCORRECT, text, self.index)
+
+    def unprocessable(self, text: str) -> RempartError:
+        return _param_error(Category.UNPROCESSABLE, text, self.index)
+
+    def text(self, name: str) -> str:
+        part = self.parts.get(name, {})
+        value = part.get("valueString", part.get("valueCode"))
+        if not isinstance(value, str) or not value:
+            raise self.incorrect(f"part '{name}' needs a string value")
+        return value
+
+    def integer(self, name: str) -> int:
+        value = self.parts.get(name, {}).get("valueInteger")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.incorrect(f"part '{name}' needs an integer value")
+        return value
+
+    def element_name(self) -> str:
+        name = self.text("name")
+        if not _NAME.fullmatch(name) or name == "resourceType":
+            raise self.incorrect("part 'name' is not an element name")
+        return name
+
+    def value(self) -> Any:
+        return _part_value(self.parts["value"], self)
+
+
+def _operations(parameters: Any) -> list[tuple[str, _Operation]]:
+    if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
+        raise _error(Category.INCORRECT, "a FHIRPath Patch body must be a Parameters resource")
+    entries = parameters.get("parameter", [])
+    if not isinstance(entries, list):
+        raise _error(Category.INCORRECT, "Parameters.parameter must be an array")
+    return [_operation(entry, index) for index, entry in enumerate(entries)]
+
+
+def _operation(entry: Any, index: int) -> tuple[str, _Operation]:
+    if not isinstance(entry, dict) or entry.get("name") != "operation":
+        raise _param_error(Category.INCORRECT, "parameter is not an 'operation'", index)
+    operation = _Operation(index, _parts_by_name(entry.get("part"), index))
+    kind = operation.text("type")
+    if kind not in _REQUIRED_PARTS:
+        raise operation.incorrect("unknown operation type")
+    for name in _REQUIRED_PARTS[kind]:
+        if name not in operation.parts:
+            raise operation.incorrect(f"part '{name}' is missing")
+    return kind, operation
+
+
+def _parts_by_name(parts: Any, index: int) -> dict[str, dict[str, Any]]:
+    if not isinstance(parts, list):
+        raise _param_error(Category.INCORRECT, "operation has no parts", index)
+    found: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        name = part.get("name") if isinstance(part, dict) else None
+        if not isinstance(name, str) or name not in _KNOWN_PARTS or name in found:
+            raise _param_error(Category.INCORRECT, "unknown or repeated part", index)
+        found[name] = part
+    return found
+
+
+def _part_value(part: dict[str, Any], operation: _Operation) -> Any:
+    keys = [k for k in part if isinstance(k, str) and (k.startswith("value") or k == "resource")]
+    if len(keys) > 1:
+        raise operation.incorrect("a value part holds more than one value")
+    if keys:
+        return _json_value(keys[0], part[keys[0]], operation)
+    nested = part.get("part")
+    if isinstance(nested, list) and nested:
+        return _object_from_parts(nested, operation)
+    raise operation.incorrect("a value part holds no value")
+
+
+def _object_from_parts(parts: list[Any], operation: _Operation) -> dict[str, Any]:
+    # Types without a value[x] form (BackboneElements such as Patient.contact) come as
+    # one part per child element; a name given twice is a repeating element.
+    children: dict[str, list[Any]] = {}
+    for part in parts:
+        name = part.get("name") if isinstance(part, dict) else None
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise operation.incorrect("a value part needs an element name")
+        children.setdefault(name, []).append(_part_value(part, operation))
+    return {name: items[0] if len(items) == 1 else items for name, items in children.items()}
+
+
+def _json_value(key: str, value: Any, operation: _Operation) -> Any:
+    if not _is_json(value):
+        raise operation.incorrect("a value is not a JSON value")
+    if key != "valueDecimal":
+        return copy.deepcopy(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise operation.incorrect("valueDecimal is not a number")
+    # str() first: Decimal(0.1) would keep the binary float's 55 digits.
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False
+
+
+# --- FHIRPath Patch: the path subset -------------------------------------------------
+# Only the shapes patch documents use: Type.elem.elem, elem[n], first(), last() and
+# where() over 'and'-ed equalities of child fields with string, boolean or number
+# literals. The result is a list of locations, so that operations can write there.
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<string>'(?:[^'\\]|\\.)*')"
+    r"|(?P<number>\d+(?:\.\d+)?)|(?P<punct>[.\[\]()=]))"
+)
+_ESCAPES = {
+    **{c: c for c in "'\"`\\/"},
+    **{"f": "\f", "n": "\n", "r": "\r", "t": "\t"},
+}
+_Literal = str | bool | Decimal
+
+
+class _Unsupported(Exception):
+    """The path is outside the subset this module evaluates."""
+
+
+@dataclass(frozen=True)
+class _Child:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Index:
+    position: int
+
+
+@dataclass(frozen=True)
+class _Pick:
+    last: bool
+
+
+@dataclass(frozen=True)
+class _Where:
+    tests: tuple[tuple[tuple[str, ...], _Literal], ...]
+
+
+_Step = _Child | _Index | _Pick | _Where
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while text[position:].strip():
+        match = _TOKEN.match(text, position)
+        if match is None or match.lastgroup is None:
+            raise _Unsupported
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.at = 0
+
+    def peek(self) -> str:
+        return self.tokens[self.at][1] if self.at < len(self.tokens) else ""
+
+    def take(self, kind: str | None = None, text: str | None = None) -> str:
+        if self.at >= len(self.tokens):
+            raise _Unsupported
+        found_kind, found_text = self.tokens[self.at]
+        if (kind and found_kind != kind) or (text and found_text != text):
+            raise _Unsupported
+        self.at += 1
+        return found_text
+
+    def path(self) -> list[_Step]:
+        steps: list[_Step] = [_Child(self.take("name"))]
+        while self.at < len(self.tokens):
+            steps.append(self.step())
+        return steps
+
+    def step(self) -> _Step:
+        if self.peek() == "[":
+            self.take()
+            position = self.take("number")
+            self.take(text="]")
+            if not position.isdigit():
+                raise _Unsupported
+            return _Index(int(position))
+        self.take(text=".")
+        name = self.take("name")
+        if self.peek() != "(":
+            return _Child(name)
+        self.take(text="(")
+        step = self.function(name)
+        self.take(text=")")
+        return step
+
+    def function(self, name: str) -> _Step:
+        if name in ("first", "last"):
+            return _Pick(last=name == "last")
+        if name != "where":
+            raise _Unsupported
+        tests = [self.test()]
+        while self.peek() == "and":
+            self.take()
+            tests.append(self.test())
+        return _Where(tuple(tests))
+
+    def test(self) -> tuple[tuple[str, ...], _Literal]:
+        fields = [self.take("name")]
+        while self.peek() == ".":
+            self.take()
+            fields.append(self.take("name"))
+        self.take(text="=")
+        return tuple(fields), self.literal()
+
+    def literal(self) -> _Literal:
+        kind = self.tokens[self.at][0] if self.at < len(self.tokens) else ""
+        text = self.take()
+        if kind == "string":
+            return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", _unescape, text[1:-1])
+        if kind == "number":
+            return Decimal(text)
+        if text in ("true", "false"):
+            return text == "true"
+        raise _Unsupported
+
+
+def _unescape(match: re.Match[str]) -> str:
+    escape = match.group(1)
+    if len(escape) == 5:
+        return chr(int(escape[1:], 16))
+    if escape not in _ESCAPES:
+        raise _Unsupported
+    return _ESCAPES[escape]
+
+
+@dataclass(frozen=True)
+class _Location:
+    """Where a matched element lives: ``parent[name]`` or ``parent[name][index]``."""
+
+    parent: dict[str, Any]
+    name: str
+    index: int | None
+    path: str  # spelt as fhirkit spells issue paths: "Patient.name[0].given"
+
+    @property
+    def value(self) -> Any:
+        held = self.parent[self.name]
+        return held if self.index is None else held[self.index]
+
+    @property
+    def is_root(self) -> bool:
+        return self.name == ""  # element names are never empty; see _root
+
+
+def _root(doc: dict[str, Any]) -> _Location:
+    kind = doc.get("resourceType")
+    return _Location({"": doc}, "", None, kind if isinstance(kind, str) else "")
+
+
+def _locate(doc: dict[str, Any], steps: list[_Step], operation: _Operation) -> list[_Location]:
+    root = _root(doc)
+    head = steps[0]
+    if not isinstance(head, _Child) or head.name != root.path:
+        raise operation.unprocessable("path must start with the resource type")
+    locations = [root]
+    for step in steps[1:]:
+        locations = _apply_step(step, locations)
+    return locations
+
+
+def _apply_step(step: _Step, locations: list[_Location]) -> list[_Location]:
+    if isinstance(step, _Child):
+        return [child for found in locations for child in _children(found, step.name)]
+    if isinstance(step, _Index):
+        return locations[step.position : step.position + 1]
+    if isinstance(step, _Pick):
+        return locations[-1:] if step.last else locations[:1]
+    return [found for found in locations if all(_holds(found.value, *t) for t in step.tests)]
+
+
+def _children(location: _Location, name: str) -> list[_Location]:
+    element = location.value
+    # resourceType is JSON framing, not an element (FHIRPath cannot navigate to it).
+    if not isinstance(element, dict) or name not in element or name == "resourceType":
+        return []
+    held, path = element[name], f"{location.path}.{name}"
+    if isinstance(held, list):
+        return [_Location(element, name, i, f"{path}[{i}]") for i in range(len(held))]
+    return [_Location(element, name, None, path)]
+
+
+def _holds(value: Any, fields: tuple[str, ...], literal: _Literal) -> bool:
+    found = [value]
+    for name in fields:
+        held = [item[name] for item in found if isinstance(item, dict) and name in item]
+        found = [v for h in held for v in (h if isinstance(h, list) else [h])]
+    # FHIRPath '=' between a collection of several items and a literal is not true.
+    return len(found) == 1 and _equal(found[0], literal)
+
+
+def _equal(value: Any, literal: _Literal) -> bool:
+    if isinstance(value, bool) or isinstance(literal, bool):
+        return value is literal
+    if isinstance(literal, Decimal):
+        return isinstance(value, int | float | Decimal) and Decimal(str(value)) == literal
+    return isinstance(value, str) and value == literal
+
+
+def _steps(operation: _Operation) -> list[_Step]:
+    try:
+        return _Parser(operation.text("path")).path()
+    except _Unsupported:
+        raise operation.unprocessable("unsupported FHIRPath in patch path") from None
+
+
+def _only(found: list[_Location], operation: _Operation) -> _Location:
+    if not found:
+        raise operation.unprocessable("path matches nothing")
+    if len(found) > 1:
+        raise operation.unprocessable("path matches more than one element")
+    return found[0]
+
+
+# --- FHIRPath Patch: the operations -------------------------------------------------
+
+
+def apply_fhirpath_patch(resource: dict[str, Any], parameters: Any) -> dict[str, Any]:
+    """Apply a FHIRPath Patch ``Parameters`` to a copy of ``resource``; return the copy."""
+    try:
+        operations = _operations(parameters)
+        doc = copy.deepcopy(resource)
+        for kind, operation in operations:
+            _HANDLERS[kind](doc, operation)
+    except RecursionError:
+        raise _too_deep() from None
+    return _checked_result(resource, doc)
+
+
+def _add(doc: dict[str, Any], operation: _Operation) -> None:
+    target = _only(_locate(doc, _steps(operation), operation), operation)
+    name, value, element = operation.element_name(), operation.value(), target.value
+    if not isinstance(element, dict):
+        raise operation.unprocessable("path does not select an element with children")
+    held = element.get(name)
+    path = f"{target.path}.{name}"
+    if isinstance(held, list):
+        held.append(value)
+        path = f"{path}[{len(held) - 1}]"
+    elif name in element:
+        # Spec: add is for non-repeating elements only "as long as they do not already exist".
+        raise operation.unprocessable("element already exists")
+    else:
+        element[name] = value
+    _fit_cardinality(doc, path)
+
+
+def _insert(doc: dict[str, Any], operation: _Operation) -> None:
+    element, name, path = _list_owner(doc, operation)
+    items = element.get(name, [])
+    index = operation.integer("index")
+    if not isinstance(items, list):
+        raise operation.unprocessable("path does not select a list")
+    if not 0 <= index <= len(items):
+        raise operation.unprocessable("index out of range")
+    items.insert(index, operation.value())
+    element[name] = items
+    _fit_cardinality(doc, f"{path}[{index}]")
+
+
+def _delete(doc: dict[str, Any], operation: _Operation) -> None:
+    found = _locate(doc, _steps(operation), operation)
+    if not found:
+        return  # Spec: "Path of the element to delete (if found)"; nothing is no error.
+    target = _only(found, operation)
+    if target.is_root:
+        raise operation.unprocessable("a patch cannot delete the resource itself")
+    if target.index is None:
+        del target.parent[target.name]
+        return
+    items = target.parent[target.name]
+    del items[target.index]
+    if not items:
+        del target.parent[target.name]  # FHIR JSON has no empty arrays
+
+
+def _replace(doc: dict[str, Any], operation: _Operation) -> None:
+    target = _only(_locate(doc, _steps(operation), operation), operation)
+    if target.is_root:
+        raise operation.unprocessable("a patch cannot replace the resource itself")
+    value = operation.value()
+    if target.index is None:
+        target.parent[target.name] = value
+    else:
+        target.parent[target.name][target.index] = value
+    _fit_cardinality(doc, target.path)
+
+
+def _move(doc: dict[str, Any], operation: _Operation) -> None:
+    element, name, _ = _list_owner(doc, operation)
+    items = element.get(name)
+    source, destination = operation.integer("source"), operation.integer("destination")
+    if not isinstance(items, list):
+        raise operation.unprocessable("path does not select a list")
+    if not (0 <= source < len(items) and 0 <= destination < len(items)):
+        raise operation.unprocessable("index out of range")
+    items.insert(destination, items.pop(source))
+
+
+def _list_owner(doc: dict[str, Any], operation: _Operation) -> tuple[dict[str, Any], str, str]:
+    """For insert and move: the element owning the list, the list's name, its path.
+
+    The path names the list itself, which may be absent or empty, so it is resolved
+    through its parent rather than through its (possibly zero) items.
+    """
+    steps = _steps(operation)
+    last = steps[-1]
+    if len(steps) < 2 or not isinstance(last, _Child):
+        raise operation.unprocessable("path must end with the name of a list element")
+    owner = _only(_locate(doc, steps[:-1], operation), operation)
+    if not isinstance(owner.value, dict):
+        raise operation.unprocessable("path does not select a list")
+    return owner.value, last.name, f"{owner.path}.{last.name}"
+
+
+_HANDLERS: dict[str, Callable[[dict[str, Any], _Operation], None]] = {
+    "add": _add,
+    "insert": _insert,
+    "delete": _delete,
+    "replace": _replace,
+    "move": _move,
+}
+
+
+# --- FHIRPath Patch: cardinality ------------------------------------------------------
+# A patch value carries no cardinality: adding "contact" to a Patient must give
+# "contact": [{...}] because Patient.contact repeats, and a value built from parts may
+# hold repeating children too. fhirkit knows the R4 definitions and reports such a place
+# as "expected an array"; we wrap exactly those places under the path just written.
+# Each pass can only reveal places one level deeper, so the passes are bounded.
+
+_MAX_PASSES = 32
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?")
+
+
+def _fit_cardinality(doc: dict[str, Any], prefix: str) -> None:
+    for _ in range(_MAX_PASSES):
+        wrapped = [_wrap(doc, path) for path in _array_issues(doc, prefix)]
+        if not any(wrapped):
+            return
+
+
+def _array_issues(doc: dict[str, Any], prefix: str) -> list[str]:
+    try:
+        issues = fhirkit.validate(doc)
+    except (TypeError, ValueError):
+        return []  # not JSON-shaped; the server's validation reports it after the patch
+    return [
+        issue.path
+        for issue in issues
+        if issue.message.startswith("expected an array")
+        and (issue.path == prefix or issue.path.startswith((f"{prefix}.", f"{prefix}[")))
+    ]
+
+
+def _wrap(doc: dict[str, Any], path: str) -> bool:
+    *ancestors, last = path.split(".")[1:] or [""]
+    node: Any = doc
+    for segment in ancestors:
+        node = _walk(node, segment)
+    if not isinstance(node, dict) or not _NAME.fullmatch(last) or last not in node:
+        return False
+    if isinstance(node[last], list):
+        return False
+    node[last] = [node[last]]
+    return True
+
+
+def _walk(node: Any, segment: str) -> Any:
+    match = _SEGMENT.fullmatch(segment)
+    if match is None or not isinstance(node, dict):
+        return None
+    held = node.get(match.group(1))
+    if match.group(2) is None:
+        return held
+    position = int(match.group(2))
+    return held[position] if isinstance(held, list) and position < len(held) else None

@@ -1,0 +1,1 @@
+"""Storage: the port (``ports.py``), its adapters and encryption at rest."""

@@ -1,0 +1,139 @@
+"""Encryption at rest of resource bodies: AES-256-GCM with a rotatable key ring.
+
+Each row stores the id of the key that sealed it and ``nonce || ciphertext``; the
+associated data is ``type/id/versionId`` so a body moved to another row fails to
+open. Keys live outside the database: a key ring file created on first start with
+0600 permissions, or one key given by the operator in ``REMPART_DATA_KEY``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from rempart.errors import Category, RempartError
+
+NONCE_BYTES = 12
+RELOAD_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Sealed:
+    key_id: str
+    blob: bytes
+
+
+def aad(type_: str, id_: str, version: int) -> bytes:
+    return f"{type_}/{id_}/{version}".encode()
+
+
+class KeyRing:
+    """Data keys by id; one is active for new writes. Thread-safe."""
+
+    def __init__(self, keys: dict[str, bytes], active: str, path: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._path = path
+        self._mtime = path.stat().st_mtime_ns if path else 0
+        self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
+        self._install(keys, active)
+
+    def _install(self, keys: dict[str, bytes], active: str) -> None:
+        if active not in keys or any(len(k) != 32 for k in keys.values()):
+            raise RempartError(Category.FAULT, "Data key ring is malformed")
+        self._ciphers = {kid: AESGCM(key) for kid, key in keys.items()}
+        self.active = active
+
+    @classmethod
+    def from_env(cls, encoded: str) -> KeyRing:
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise RempartError(Category.FAULT, "REMPART_DATA_KEY is not base64") from None
+        return cls({"env": key}, "env")
+
+    @classmethod
+    def open(cls, path: Path) -> KeyRing:
+        """Load the key ring file, creating it (0600, in a 0700 folder) on first start."""
+        if not path.exists():
+            _write_ring(path, {"k1": secrets.token_bytes(32)}, "k1")
+        keys, active = _read_ring(path)
+        return cls(keys, active, path)
+
+    def seal(self, plaintext: bytes, associated: bytes) -> Sealed:
+        self._follow_rotation()
+        with self._lock:
+            kid, cipher = self.active, self._ciphers[self.active]
+        nonce = os.urandom(NONCE_BYTES)
+        return Sealed(kid, nonce + cipher.encrypt(nonce, plaintext, associated))
+
+    def open_sealed(self, sealed: Sealed, associated: bytes) -> bytes:
+        cipher = self._ciphers.get(sealed.key_id) or self._reload_for(sealed.key_id)
+        nonce, body = sealed.blob[:NONCE_BYTES], sealed.blob[NONCE_BYTES:]
+        try:
+            return cipher.decrypt(nonce, body, associated)
+        except InvalidTag:
+            raise RempartError(Category.FAULT, "Stored data failed its integrity check") from None
+
+    def _reload_for(self, key_id: str) -> AESGCM:
+        """A key written by another process (``rempart keys rotate``): read the file again."""
+        if self._path is not None:
+            self.reload()
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise RempartError(Category.FAULT, "Stored data uses an unknown data key")
+        return cipher
+
+    def _follow_rotation(self) -> None:
+        """Pick up, within a second, a key rotated by another process."""
+        if self._path is None or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
+        if self._path.stat().st_mtime_ns != self._mtime:
+            self.reload()
+
+    def reload(self) -> None:
+        if self._path is None:
+            return
+        mtime = self._path.stat().st_mtime_ns
+        keys, active = _read_ring(self._path)
+        with self._lock:
+            self._install(keys, active)
+            self._mtime = mtime
+
+    def rotate(self) -> str:
+        """Add a new key and make it active; old keys stay to open old rows."""
+        if self._path is None:
+            raise RempartError(Category.INCORRECT, "An operator-given key cannot be rotated")
+        keys, _ = _read_ring(self._path)
+        kid = f"k{max(int(k[1:]) for k in keys) + 1}"
+        keys[kid] = secrets.token_bytes(32)
+        _write_ring(self._path, keys, kid)
+        self.reload()
+        return kid
+
+
+def _read_ring(path: Path) -> tuple[dict[str, bytes], str]:
+    data = json.loads(path.read_text())
+    keys = {kid: base64.b64decode(value) for kid, value in data["keys"].items()}
+    return keys, str(data["active"])
+
+
+def _write_ring(path: Path, keys: dict[str, bytes], active: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    encoded = {kid: base64.b64encode(key).decode() for kid, key in keys.items()}
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"active": active, "keys": encoded}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

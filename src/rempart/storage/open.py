@@ -1,0 +1,36 @@
+"""Choose and open the storage adapter named by the settings.
+
+Only the composition roots (``web/``, ``cli/``) call this; everything else talks to
+:class:`~rempart.storage.ports.ResourceStore`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rempart.config import Settings
+from rempart.errors import Category, RempartError
+from rempart.storage.crypto import KeyRing
+from rempart.storage.ports import ResourceStore
+
+
+def open_keyring(settings: Settings) -> KeyRing:
+    if settings.crypto.env_key:
+        return KeyRing.from_env(settings.crypto.env_key)
+    path = settings.crypto.key_file or settings.storage.data_dir / "keys" / "data-keys.json"
+    return KeyRing.open(path)
+
+
+async def open_store(settings: Settings, keys: KeyRing | None = None) -> ResourceStore:
+    keys = keys or open_keyring(settings)
+    url = settings.storage.url
+    if url.startswith("sqlite:///"):
+        from rempart.storage.sqlite import SqliteStore
+
+        return SqliteStore(Path(url.removeprefix("sqlite:///")), keys, settings.storage.group_commit_max)
+    if url.startswith(("postgresql://", "postgres://")):
+        from rempart.storage.postgres import PostgresStore
+
+        storage = settings.storage
+        return await PostgresStore.open(url, keys, storage.postgres_schema, storage.pool_size)
+    raise RempartError(Category.FAULT, "Unsupported database URL (sqlite:/// or postgresql://)")

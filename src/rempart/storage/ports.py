@@ -1,0 +1,104 @@
+"""The storage port: what the FHIR interactions need from a database.
+
+Adapters (``sqlite/``, ``postgres/``) implement :class:`ResourceStore` and pass
+the same contract tests (``tests/contract``). Bodies handed in and out are the
+plaintext canonical JSON; encryption at rest happens inside the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+Render = Callable[[int, datetime], bytes]
+"""Builds the stored JSON of a new version from its number and lastUpdated."""
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of one resource; ``body`` is None for a deletion."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: datetime
+    body: bytes | None
+    seq: int = 0
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """A create, update or delete of one resource, decided inside one transaction."""
+
+    type: str
+    id: str
+    render: Render | None
+    """None means delete."""
+    expected_version: int | None = None
+    """If-Match: the write happens only if the current version is this one."""
+    create_only: bool = False
+    """Fail with a conflict if the resource already exists (server-assigned ids)."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The version written (or, for a no-op delete, the current state)."""
+
+    version: StoredVersion | None
+    created: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Instance, type or system history, newest first (FHIR R4 §3.1.0.11)."""
+
+    type: str | None = None
+    id: str | None = None
+    since: datetime | None = None
+    at: tuple[datetime, datetime] | None = None
+    """Versions current at some moment of [start, end)."""
+    before_seq: int | None = None
+    """Paging: only versions older than this sequence number."""
+    count: int = 50
+
+
+class ResourceStore(Protocol):
+    """Versioned resource storage."""
+
+    async def read(self, type_: str, id_: str) -> StoredVersion | None:
+        """The latest version (a deletion marker if deleted), or None if never existed."""
+
+    async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
+        """One given version, or None."""
+
+    async def write(self, request: WriteRequest) -> WriteResult:
+        """Apply one write atomically; raises RempartError for a failed precondition."""
+
+    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        """Versions matching the query, newest first, at most ``query.count``."""
+
+    async def rewrap(self, batch: int = 500) -> int:
+        """Re-encrypt rows not under the active data key; return how many."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+
+def to_micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, tz=UTC)
+
+
+def now_micros(after: int = 0) -> int:
+    """The current time in microseconds, strictly after ``after`` (monotonic per row)."""
+    return max(to_micros(datetime.now(UTC)), after + 1)

@@ -1,0 +1,188 @@
+"""PostgreSQL implementation of :class:`~rempart.storage.ports.ResourceStore`.
+
+Concurrent writers to one resource are serialised by a transaction-scoped advisory
+lock on ``type/id``, so version numbers never collide across processes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from rempart.errors import Category, RempartError
+from rempart.storage.crypto import KeyRing, Sealed, aad
+from rempart.storage.ports import (
+    HistoryQuery,
+    StoredVersion,
+    WriteRequest,
+    WriteResult,
+    from_micros,
+)
+from rempart.storage.versioning import Latest, history_sql, plan_write
+
+SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.resource_version (
+    seq          BIGSERIAL PRIMARY KEY,
+    type         TEXT    NOT NULL,
+    id           TEXT    NOT NULL,
+    version      INTEGER NOT NULL,
+    last_updated BIGINT  NOT NULL,
+    superseded   BIGINT,
+    key_id       TEXT,
+    body         BYTEA,
+    UNIQUE (type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_version (type, seq);
+"""
+COLUMNS = "seq, type, id, version, last_updated, key_id, body"
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+class PostgresStore:
+    def __init__(self, pool: AsyncConnectionPool, keys: KeyRing) -> None:
+        self._pool = pool
+        self._keys = keys
+
+    @classmethod
+    async def open(cls, url: str, keys: KeyRing, schema: str, pool_size: int) -> PostgresStore:
+        if not SCHEMA_NAME.fullmatch(schema):
+            raise RempartError(Category.FAULT, "Invalid PostgreSQL schema name")
+        pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"options": f"-c search_path={schema}", "autocommit": True},
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+            async with pool.connection() as conn:
+                await conn.execute(SCHEMA.format(schema=schema))  # type: ignore[arg-type]
+        except (psycopg.Error, TimeoutError) as exc:
+            await pool.close()
+            raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
+        return cls(pool, keys)
+
+    async def read(self, type_: str, id_: str) -> StoredVersion | None:
+        row = await self._one(
+            f"SELECT {COLUMNS} FROM resource_version WHERE type = %s AND id = %s "  # noqa: S608
+            "ORDER BY version DESC LIMIT 1",
+            (type_, id_),
+        )
+        return self._version(row) if row else None
+
+    async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
+        row = await self._one(
+            f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
+            "WHERE type = %s AND id = %s AND version = %s",
+            (type_, id_, version),
+        )
+        return self._version(row) if row else None
+
+    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        text, params = history_sql(query)
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(_pg(text), params)
+                rows = await cursor.fetchall()
+        except psycopg.OperationalError as exc:
+            raise _unavailable() from exc
+        return [self._version(row) for row in rows]
+
+    async def write(self, request: WriteRequest) -> WriteResult:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                return await self._write(conn, request)
+        except psycopg.OperationalError as exc:
+            raise _unavailable() from exc
+
+    async def rewrap(self, batch: int = 500) -> int:
+        total = 0
+        while True:
+            async with self._pool.connection() as conn, conn.transaction():
+                cursor = await conn.execute(
+                    f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
+                    "WHERE body IS NOT NULL AND key_id <> %s LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (self._keys.active, batch),
+                )
+                rows = await cursor.fetchall()
+                for row in rows:
+                    await self._reseal(conn, self._version(row))
+            if not rows:
+                return total
+            total += len(rows)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _one(self, text: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(text, params)  # type: ignore[arg-type]
+                return await cursor.fetchone()
+        except psycopg.OperationalError as exc:
+            raise _unavailable() from exc
+
+    async def _write(self, conn: psycopg.AsyncConnection[Any], request: WriteRequest) -> WriteResult:
+        key = f"{request.type}/{request.id}"
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+        cursor = await conn.execute(
+            f"SELECT {COLUMNS} FROM resource_version WHERE type = %s AND id = %s "  # noqa: S608
+            "ORDER BY version DESC LIMIT 1",
+            (request.type, request.id),
+        )
+        row = await cursor.fetchone()
+        latest = Latest(row[3], row[4], row[6] is None) if row else None
+        plan = plan_write(latest, request)
+        if plan is None:
+            return WriteResult(self._version(row) if row else None, created=False, changed=False)
+        key_id, blob = self._seal(request.type, request.id, plan.version, plan.body)
+        await conn.execute(
+            "UPDATE resource_version SET superseded = %s "
+            "WHERE type = %s AND id = %s AND version = %s",
+            (plan.last_updated, request.type, request.id, plan.version - 1),
+        )
+        cursor = await conn.execute(
+            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+            (request.type, request.id, plan.version, plan.last_updated, key_id, blob),
+        )
+        seq_row = await cursor.fetchone()
+        stored = StoredVersion(
+            request.type, request.id, plan.version, from_micros(plan.last_updated),
+            plan.body, seq_row[0] if seq_row else 0,
+        )
+        return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
+
+    async def _reseal(self, conn: psycopg.AsyncConnection[Any], version: StoredVersion) -> None:
+        key_id, blob = self._seal(version.type, version.id, version.version, version.body)
+        await conn.execute(
+            "UPDATE resource_version SET key_id = %s, body = %s WHERE seq = %s",
+            (key_id, blob, version.seq),
+        )
+
+    def _seal(self, type_: str, id_: str, version: int, body: bytes | None) -> tuple[Any, Any]:
+        if body is None:
+            return None, None
+        sealed = self._keys.seal(body, aad(type_, id_, version))
+        return sealed.key_id, sealed.blob
+
+    def _version(self, row: tuple[Any, ...]) -> StoredVersion:
+        seq, type_, id_, version, last_updated, key_id, blob = row
+        body = None
+        if blob is not None:
+            body = self._keys.open_sealed(Sealed(key_id, bytes(blob)), aad(type_, id_, version))
+        return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq)
+
+
+def _pg(text: str) -> str:
+    return text.replace("?", "%s")
+
+
+def _unavailable() -> RempartError:
+    return RempartError(Category.UNAVAILABLE, "The database is unavailable")
+

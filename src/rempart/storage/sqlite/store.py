@@ -1,0 +1,155 @@
+"""SQLite implementation of :class:`~rempart.storage.ports.ResourceStore`.
+
+Reads run on the caller's thread with a read-only connection (WAL lets them run
+beside the writer); point reads take microseconds, so they do not leave the event
+loop. Writes go to the :class:`GroupCommitWriter` thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from rempart.errors import Category, RempartError
+from rempart.storage.crypto import KeyRing, Sealed, aad
+from rempart.storage.ports import (
+    HistoryQuery,
+    StoredVersion,
+    WriteRequest,
+    WriteResult,
+    from_micros,
+)
+from rempart.storage.sqlite.writer import GroupCommitWriter
+from rempart.storage.versioning import Latest, plan_write, history_sql
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource_version (
+    seq          INTEGER PRIMARY KEY,
+    type         TEXT    NOT NULL,
+    id           TEXT    NOT NULL,
+    version      INTEGER NOT NULL,
+    last_updated INTEGER NOT NULL,
+    superseded   INTEGER,
+    key_id       TEXT,
+    body         BLOB,
+    UNIQUE (type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, seq);
+"""
+
+LATEST_SQL = (
+    "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+    "WHERE type = ? AND id = ? ORDER BY version DESC LIMIT 1"
+)
+VREAD_SQL = (
+    "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+    "WHERE type = ? AND id = ? AND version = ?"
+)
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+class SqliteStore:
+    def __init__(self, path: Path, keys: KeyRing, max_group: int = 256) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._keys = keys
+        _init_schema(path)
+        self._reader = connect(path, readonly=True)
+        self._writer = GroupCommitWriter(lambda: connect(path), max_group)
+
+    async def read(self, type_: str, id_: str) -> StoredVersion | None:
+        row = self._reader.execute(LATEST_SQL, (type_, id_)).fetchone()
+        return self._version(row) if row else None
+
+    async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
+        row = self._reader.execute(VREAD_SQL, (type_, id_, version)).fetchone()
+        return self._version(row) if row else None
+
+    async def history(self, query: HistoryQuery) -> list[StoredVersion]:
+        sql, params = history_sql(query)
+        return [self._version(row) for row in self._reader.execute(sql, params)]
+
+    async def write(self, request: WriteRequest) -> WriteResult:
+        future = self._writer.submit(lambda conn: self._write(conn, request))
+        result: WriteResult = await asyncio.wrap_future(future)
+        return result
+
+    async def rewrap(self, batch: int = 500) -> int:
+        total = 0
+        while done := await asyncio.wrap_future(self._writer.submit(lambda c: self._rewrap(c, batch))):
+            total += done
+        return total
+
+    async def close(self) -> None:
+        self._writer.close()
+        self._reader.close()
+
+    def _write(self, conn: sqlite3.Connection, request: WriteRequest) -> WriteResult:
+        row = conn.execute(LATEST_SQL, (request.type, request.id)).fetchone()
+        latest = Latest(row[3], row[4], row[6] is None) if row else None
+        plan = plan_write(latest, request)
+        if plan is None:
+            return WriteResult(self._version(row) if row else None, created=False, changed=False)
+        sealed = self._seal(request.type, request.id, plan.version, plan.body)
+        conn.execute(
+            "UPDATE resource_version SET superseded = ? WHERE type = ? AND id = ? AND version = ?",
+            (plan.last_updated, request.type, request.id, plan.version - 1),
+        )
+        cursor = conn.execute(
+            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (request.type, request.id, plan.version, plan.last_updated, *sealed),
+        )
+        stored = StoredVersion(
+            request.type, request.id, plan.version, from_micros(plan.last_updated),
+            plan.body, cursor.lastrowid or 0,
+        )
+        return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
+
+    def _seal(self, type_: str, id_: str, version: int, body: bytes | None) -> tuple[Any, Any]:
+        if body is None:
+            return None, None
+        sealed = self._keys.seal(body, aad(type_, id_, version))
+        return sealed.key_id, sealed.blob
+
+    def _rewrap(self, conn: sqlite3.Connection, batch: int) -> int:
+        rows = conn.execute(
+            "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+            "WHERE body IS NOT NULL AND key_id != ? LIMIT ?",
+            (self._keys.active, batch),
+        ).fetchall()
+        for row in rows:
+            version = self._version(row)
+            key_id, blob = self._seal(version.type, version.id, version.version, version.body)
+            conn.execute(
+                "UPDATE resource_version SET key_id = ?, body = ? WHERE seq = ?",
+                (key_id, blob, version.seq),
+            )
+        return len(rows)
+
+    def _version(self, row: tuple[Any, ...]) -> StoredVersion:
+        seq, type_, id_, version, last_updated, key_id, blob = row
+        body = None
+        if blob is not None:
+            body = self._keys.open_sealed(Sealed(key_id, blob), aad(type_, id_, version))
+        return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq)
+
+
+def _init_schema(path: Path) -> None:
+    conn = connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(SCHEMA)
+    except sqlite3.Error as exc:
+        raise RempartError(Category.UNAVAILABLE, "The database cannot be opened") from exc
+    finally:
+        conn.close()
+    path.chmod(0o600)

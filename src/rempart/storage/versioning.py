@@ -1,0 +1,68 @@
+"""The versioning rules shared by every adapter (FHIR R4 §3.1.0.4 update, §3.1.0.7 delete).
+
+Adapters read the latest row inside their write transaction and ask
+:func:`plan_write` what to do; the rules live here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rempart.errors import Category, RempartError
+from rempart.storage.ports import HistoryQuery, WriteRequest, from_micros, now_micros, to_micros
+
+
+@dataclass(frozen=True)
+class Latest:
+    version: int
+    last_updated: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A new version to insert: its number, its time (µs) and its plaintext body."""
+
+    version: int
+    last_updated: int
+    body: bytes | None
+
+
+def plan_write(latest: Latest | None, request: WriteRequest) -> Plan | None:
+    """The version to write, or None when a delete has nothing to delete."""
+    if request.create_only and latest is not None:
+        raise RempartError(Category.CONFLICT, "A resource with this id already exists")
+    if request.expected_version is not None and (
+        latest is None or latest.deleted or latest.version != request.expected_version
+    ):
+        raise RempartError(Category.PRECONDITION_FAILED, "The resource version does not match")
+    if request.render is None and (latest is None or latest.deleted):
+        return None
+    version = latest.version + 1 if latest else 1
+    moment = now_micros(latest.last_updated if latest else 0)
+    body = request.render(version, from_micros(moment)) if request.render else None
+    return Plan(version, moment, body)
+
+
+def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
+    """SELECT of the version rows of a history query, with ``?`` placeholders."""
+    where, params = [], []
+    for column, value in (("type", query.type), ("id", query.id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.since is not None:
+        where.append("last_updated >= ?")
+        params.append(to_micros(query.since))
+    if query.at is not None:
+        where.append("last_updated < ? AND (superseded IS NULL OR superseded > ?)")
+        params += [to_micros(query.at[1]), to_micros(query.at[0])]
+    if query.before_seq is not None:
+        where.append("seq < ?")
+        params.append(query.before_seq)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = (
+        "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+        f"{clause} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - only fixed column names
+    )
+    return sql, [*params, query.count]
