@@ -14,7 +14,6 @@ never echo what the caller sent. Neither function changes its arguments, and
 from __future__ import annotations
 
 import copy
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,7 +68,12 @@ _JSON_OPS: dict[str, tuple[str, ...]] = {
 
 def apply_json_patch(resource: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply an RFC 6902 JSON Patch to a copy of ``resource`` and return the copy."""
-    _check_json_patch(patch)
+    # jsonpatch accepts any iterable and reports errors in its own words; checking the
+    # shape first gives the caller one short, input-free message per case.
+    if not isinstance(patch, list):
+        raise _error(Category.INCORRECT, "a JSON Patch body must be an array of operations")
+    for index, operation in enumerate(patch):
+        _check_json_op(operation, index)
     try:
         doc: Any = copy.deepcopy(resource)
         for index, operation in enumerate(patch):
@@ -77,15 +81,6 @@ def apply_json_patch(resource: dict[str, Any], patch: Any) -> dict[str, Any]:
     except RecursionError:
         raise _too_deep() from None
     return _checked_result(resource, doc)
-
-
-def _check_json_patch(patch: Any) -> None:
-    # jsonpatch accepts any iterable and reports errors in its own words; checking the
-    # shape first gives the caller one short, input-free message per case.
-    if not isinstance(patch, list):
-        raise _error(Category.INCORRECT, "a JSON Patch body must be an array of operations")
-    for index, operation in enumerate(patch):
-        _check_json_op(operation, index)
 
 
 def _check_json_op(operation: Any, index: int) -> None:
@@ -120,7 +115,7 @@ def _apply_json_op(doc: Any, operation: dict[str, Any], index: int) -> Any:
     except jsonpatch.InvalidJsonPatch as exc:
         raise _error(Category.INCORRECT, "invalid operation", index) from exc
     except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as exc:
-        raise _error(Category.UNPROCESSABLE, "path cannot be applied to this resource", index) from exc
+        raise _error(Category.UNPROCESSABLE, "path does not apply here", index) from exc
 
 
 # --- FHIRPath Patch: the Parameters document -----------------------------------------
@@ -231,28 +226,15 @@ def _object_from_parts(parts: list[Any], operation: _Operation) -> dict[str, Any
 
 
 def _json_value(key: str, value: Any, operation: _Operation) -> Any:
-    if not _is_json(value):
-        raise operation.incorrect("a value is not a JSON value")
     if key != "valueDecimal":
         return copy.deepcopy(value)
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise operation.incorrect("valueDecimal is not a number")
-    # str() first: Decimal(0.1) would keep the binary float's 55 digits.
-    return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, str | bool | int):
-        return True
-    if isinstance(value, Decimal):
-        return value.is_finite()
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_is_json(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
-    return False
+    # str() first: Decimal(0.1) would keep all 55 digits of the binary float.
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise operation.incorrect("valueDecimal is not a number")
+    return number
 
 
 # --- FHIRPath Patch: the path subset -------------------------------------------------
@@ -260,10 +242,15 @@ def _is_json(value: Any) -> bool:
 # where() over 'and'-ed equalities of child fields with string, boolean or number
 # literals. The result is a list of locations, so that operations can write there.
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<string>'(?:[^'\\]|\\.)*')"
-    r"|(?P<number>\d+(?:\.\d+)?)|(?P<punct>[.\[\]()=]))"
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_STRING = r"'(?:[^'\\]|\\.)*'"
+_HEAD = re.compile(_IDENT)
+_STEP = re.compile(rf"\.({_IDENT})(?:\(((?:[^()']|{_STRING})*)\))?|\[(\d+)\]")
+_TEST = re.compile(
+    rf"\s*({_IDENT}(?:\.{_IDENT})*)\s*=\s*({_STRING}|\d+(?:\.\d+)?|true\b|false\b)\s*"
 )
+_AND = re.compile(r"and\b")
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _ESCAPES = {
     **{c: c for c in "'\"`\\/"},
     **{"f": "\f", "n": "\n", "r": "\r", "t": "\t"},
@@ -298,87 +285,57 @@ class _Where:
 _Step = _Child | _Index | _Pick | _Where
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while text[position:].strip():
-        match = _TOKEN.match(text, position)
-        if match is None or match.lastgroup is None:
-            raise _Unsupported
-        tokens.append((match.lastgroup, match.group(match.lastgroup)))
-        position = match.end()
-    return tokens
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.tokens = _tokens(text)
-        self.at = 0
-
-    def peek(self) -> str:
-        return self.tokens[self.at][1] if self.at < len(self.tokens) else ""
-
-    def take(self, kind: str | None = None, text: str | None = None) -> str:
-        if self.at >= len(self.tokens):
-            raise _Unsupported
-        found_kind, found_text = self.tokens[self.at]
-        if (kind and found_kind != kind) or (text and found_text != text):
-            raise _Unsupported
-        self.at += 1
-        return found_text
-
-    def path(self) -> list[_Step]:
-        steps: list[_Step] = [_Child(self.take("name"))]
-        while self.at < len(self.tokens):
-            steps.append(self.step())
-        return steps
-
-    def step(self) -> _Step:
-        if self.peek() == "[":
-            self.take()
-            position = self.take("number")
-            self.take(text="]")
-            if not position.isdigit():
-                raise _Unsupported
-            return _Index(int(position))
-        self.take(text=".")
-        name = self.take("name")
-        if self.peek() != "(":
-            return _Child(name)
-        self.take(text="(")
-        step = self.function(name)
-        self.take(text=")")
-        return step
-
-    def function(self, name: str) -> _Step:
-        if name in ("first", "last"):
-            return _Pick(last=name == "last")
-        if name != "where":
-            raise _Unsupported
-        tests = [self.test()]
-        while self.peek() == "and":
-            self.take()
-            tests.append(self.test())
-        return _Where(tuple(tests))
-
-    def test(self) -> tuple[tuple[str, ...], _Literal]:
-        fields = [self.take("name")]
-        while self.peek() == ".":
-            self.take()
-            fields.append(self.take("name"))
-        self.take(text="=")
-        return tuple(fields), self.literal()
-
-    def literal(self) -> _Literal:
-        kind = self.tokens[self.at][0] if self.at < len(self.tokens) else ""
-        text = self.take()
-        if kind == "string":
-            return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", _unescape, text[1:-1])
-        if kind == "number":
-            return Decimal(text)
-        if text in ("true", "false"):
-            return text == "true"
+def _parse(text: str) -> list[_Step]:
+    text = text.strip()
+    head = _HEAD.match(text)
+    if head is None:
         raise _Unsupported
+    steps: list[_Step] = [_Child(head[0])]
+    position = head.end()
+    while position < len(text):
+        match = _STEP.match(text, position)
+        if match is None:
+            raise _Unsupported
+        steps.append(_step(*match.group(1, 2, 3)))
+        position = match.end()
+    return steps
+
+
+def _step(name: str | None, arguments: str | None, index: str | None) -> _Step:
+    if index is not None:
+        return _Index(int(index))
+    if name is None:
+        raise _Unsupported
+    if arguments is None:
+        return _Child(name)
+    if name in ("first", "last") and not arguments.strip():
+        return _Pick(last=name == "last")
+    if name == "where":
+        return _Where(_tests(arguments))
+    raise _Unsupported
+
+
+def _tests(arguments: str) -> tuple[tuple[tuple[str, ...], _Literal], ...]:
+    tests, position = [], 0
+    while True:
+        match = _TEST.match(arguments, position)
+        if match is None:
+            raise _Unsupported
+        tests.append((tuple(match[1].split(".")), _literal(match[2])))
+        if match.end() == len(arguments):
+            return tuple(tests)
+        joined = _AND.match(arguments, match.end())
+        if joined is None:
+            raise _Unsupported
+        position = joined.end()
+
+
+def _literal(text: str) -> _Literal:
+    if text.startswith("'"):
+        return _ESCAPE.sub(_unescape, text[1:-1])
+    if text in ("true", "false"):
+        return text == "true"
+    return Decimal(text)
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -415,11 +372,15 @@ def _root(doc: dict[str, Any]) -> _Location:
 
 
 def _locate(doc: dict[str, Any], steps: list[_Step], operation: _Operation) -> list[_Location]:
-    root = _root(doc)
     head = steps[0]
-    if not isinstance(head, _Child) or head.name != root.path:
+    if not isinstance(head, _Child) or head.name != _root(doc).path:
         raise operation.unprocessable("path must start with the resource type")
-    locations = [root]
+    return _evaluate(doc, steps)
+
+
+def _evaluate(doc: dict[str, Any], steps: list[_Step]) -> list[_Location]:
+    """The locations ``steps`` select; the head step is taken to name the resource."""
+    locations = [_root(doc)]
     for step in steps[1:]:
         locations = _apply_step(step, locations)
     return locations
@@ -465,7 +426,7 @@ def _equal(value: Any, literal: _Literal) -> bool:
 
 def _steps(operation: _Operation) -> list[_Step]:
     try:
-        return _Parser(operation.text("path")).path()
+        return _parse(operation.text("path"))
     except _Unsupported:
         raise operation.unprocessable("unsupported FHIRPath in patch path") from None
 
@@ -488,6 +449,7 @@ def apply_fhirpath_patch(resource: dict[str, Any], parameters: Any) -> dict[str,
         doc = copy.deepcopy(resource)
         for kind, operation in operations:
             _HANDLERS[kind](doc, operation)
+        _prune(doc)
     except RecursionError:
         raise _too_deep() from None
     return _checked_result(resource, doc)
@@ -533,11 +495,8 @@ def _delete(doc: dict[str, Any], operation: _Operation) -> None:
         raise operation.unprocessable("a patch cannot delete the resource itself")
     if target.index is None:
         del target.parent[target.name]
-        return
-    items = target.parent[target.name]
-    del items[target.index]
-    if not items:
-        del target.parent[target.name]  # FHIR JSON has no empty arrays
+    else:
+        del target.parent[target.name][target.index]
 
 
 def _replace(doc: dict[str, Any], operation: _Operation) -> None:
@@ -561,6 +520,22 @@ def _move(doc: dict[str, Any], operation: _Operation) -> None:
     if not (0 <= source < len(items) and 0 <= destination < len(items)):
         raise operation.unprocessable("index out of range")
     items.insert(destination, items.pop(source))
+
+
+def _prune(node: Any) -> bool:
+    """Drop the objects and arrays that deletes left empty; True if ``node`` is empty.
+
+    FHIR JSON has no empty objects or arrays, and the official patch test cases expect
+    deleting Patient.contact[0].name.text to remove the then empty ``name`` too.
+    """
+    if isinstance(node, dict):
+        for key in [key for key, value in node.items() if _prune(value)]:
+            del node[key]
+        return not node
+    if isinstance(node, list):
+        node[:] = [item for item in node if not _prune(item)]
+        return not node
+    return False
 
 
 def _list_owner(doc: dict[str, Any], operation: _Operation) -> tuple[dict[str, Any], str, str]:
@@ -596,7 +571,6 @@ _HANDLERS: dict[str, Callable[[dict[str, Any], _Operation], None]] = {
 # Each pass can only reveal places one level deeper, so the passes are bounded.
 
 _MAX_PASSES = 32
-_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?")
 
 
 def _fit_cardinality(doc: dict[str, Any], prefix: str) -> None:
@@ -620,24 +594,12 @@ def _array_issues(doc: dict[str, Any], prefix: str) -> list[str]:
 
 
 def _wrap(doc: dict[str, Any], path: str) -> bool:
-    *ancestors, last = path.split(".")[1:] or [""]
-    node: Any = doc
-    for segment in ancestors:
-        node = _walk(node, segment)
-    if not isinstance(node, dict) or not _NAME.fullmatch(last) or last not in node:
+    # fhirkit's issue paths ("Patient.contact[0].telecom") are in our FHIRPath subset.
+    try:
+        found = _evaluate(doc, _parse(path))
+    except _Unsupported:
         return False
-    if isinstance(node[last], list):
-        return False
-    node[last] = [node[last]]
-    return True
-
-
-def _walk(node: Any, segment: str) -> Any:
-    match = _SEGMENT.fullmatch(segment)
-    if match is None or not isinstance(node, dict):
-        return None
-    held = node.get(match.group(1))
-    if match.group(2) is None:
-        return held
-    position = int(match.group(2))
-    return held[position] if isinstance(held, list) and position < len(held) else None
+    targets = [t for t in found if t.index is None and not t.is_root]
+    for target in targets:
+        target.parent[target.name] = [target.value]
+    return bool(targets)

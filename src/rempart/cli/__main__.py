@@ -1,0 +1,7 @@
+"""``python -m rempart.cli``."""
+
+import sys
+
+from rempart.cli.main import main
+
+sys.exit(main())

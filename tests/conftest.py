@@ -1,0 +1,144 @@
+"""Shared fixtures: settings per backend, in-process app, real server processes.
+
+PostgreSQL tests run against a real server. Under ``CI=true`` an unreachable
+server fails the run; elsewhere those tests are skipped with a clear reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from starlette.testclient import TestClient
+
+from rempart.config import Settings, StorageSettings
+
+PG_URL = os.environ.get("REMPART_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir-r4" / "examples"
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    problem = _pg_available()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL unreachable under CI=true: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[str]:
+    schema = f"rempart_test_{secrets.token_hex(6)}"
+    yield schema
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a fresh store, once per backend."""
+    if request.param == "sqlite":
+        return Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+    schema = request.getfixturevalue("pg_schema")
+    url = request.getfixturevalue("pg_url")
+    return Settings(
+        storage=StorageSettings(
+            data_dir=tmp_path / "data", database_url=url, postgres_schema=schema, pool_size=4
+        )
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The real ASGI application, in process, with its lifespan run."""
+    from rempart.web import create_app
+
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A real ``rempart serve`` process on loopback."""
+
+    settings: Settings
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    def start(self) -> ServerProcess:
+        self.port = free_port()
+        env = {**os.environ, "REMPART_PG_SCHEMA": self.settings.storage.postgres_schema}
+        cmd = [sys.executable, "-m", "rempart.cli", "serve", "--port", str(self.port),
+               "--data-dir", str(self.settings.storage.data_dir)]
+        if self.settings.storage.database_url:
+            cmd += ["--database", self.settings.storage.database_url]
+        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start within 30 s")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[ServerProcess]:
+    """A running server process on the parametrized backend."""
+    process = ServerProcess(settings).start()
+    try:
+        yield process
+    finally:
+        process.stop()
