@@ -18,7 +18,9 @@ OBS = {
 
 
 def put(client: TestClient, path: str, resource: dict[str, Any], **headers: str) -> Any:
-    return client.put(f"/fhir/{path}", content=json.dumps(resource), headers={"content-type": FHIR, **headers})
+    return client.put(
+        f"/fhir/{path}", content=json.dumps(resource), headers={"content-type": FHIR, **headers}
+    )
 
 
 def patient(id_: str, **fields: Any) -> dict[str, Any]:
@@ -44,7 +46,9 @@ def test_create_assigns_id_and_version_and_keeps_decimals(client: TestClient) ->
     assert b'"value":72.50' in response.content
     read = client.get(f"/fhir/Observation/{body['id']}")
     assert read.status_code == 200 and read.content == response.content
-    assert json.loads(read.content, parse_float=Decimal)["valueQuantity"]["value"] == Decimal("72.50")
+    assert json.loads(read.content, parse_float=Decimal)["valueQuantity"]["value"] == Decimal(
+        "72.50"
+    )
 
 
 def test_update_creates_then_versions(client: TestClient) -> None:
@@ -59,8 +63,10 @@ def test_update_creates_then_versions(client: TestClient) -> None:
 
 
 def test_update_refuses_mismatched_id_and_type(client: TestClient) -> None:
-    assert outcome_of(put(client, "Patient/p1", patient("other"))) and \
-        put(client, "Patient/p1", patient("other")).status_code == 400
+    assert (
+        outcome_of(put(client, "Patient/p1", patient("other")))
+        and put(client, "Patient/p1", patient("other")).status_code == 400
+    )
     assert put(client, "Patient/p1", {"resourceType": "Patient"}).status_code == 400
     assert put(client, "Observation/p1", patient("p1")).status_code == 400
 
@@ -106,15 +112,28 @@ def test_prefer_return(client: TestClient) -> None:
 def test_json_patch_and_fhirpath_patch(client: TestClient) -> None:
     put(client, "Patient/p1", patient("p1", active=True, birthDate="1970-01-01"))
     ops = [{"op": "replace", "path": "/active", "value": False}]
-    response = client.patch("/fhir/Patient/p1", content=json.dumps(ops),
-                            headers={"content-type": "application/json-patch+json"})
+    response = client.patch(
+        "/fhir/Patient/p1",
+        content=json.dumps(ops),
+        headers={"content-type": "application/json-patch+json"},
+    )
     assert response.status_code == 200 and response.json()["active"] is False
-    params = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
-        {"name": "type", "valueCode": "replace"},
-        {"name": "path", "valueString": "Patient.birthDate"},
-        {"name": "value", "valueDate": "1980-02-02"},
-    ]}]}
-    response = client.patch("/fhir/Patient/p1", content=json.dumps(params), headers={"content-type": FHIR})
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "operation",
+                "part": [
+                    {"name": "type", "valueCode": "replace"},
+                    {"name": "path", "valueString": "Patient.birthDate"},
+                    {"name": "value", "valueDate": "1980-02-02"},
+                ],
+            }
+        ],
+    }
+    response = client.patch(
+        "/fhir/Patient/p1", content=json.dumps(params), headers={"content-type": FHIR}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["birthDate"] == "1980-02-02" and response.headers["etag"] == 'W/"3"'
 
@@ -122,12 +141,18 @@ def test_json_patch_and_fhirpath_patch(client: TestClient) -> None:
 def test_patch_producing_invalid_resource_is_422_and_changes_nothing(client: TestClient) -> None:
     put(client, "Patient/p1", patient("p1", active=True))
     ops = [{"op": "replace", "path": "/active", "value": "not-a-boolean"}]
-    response = client.patch("/fhir/Patient/p1", content=json.dumps(ops),
-                            headers={"content-type": "application/json-patch+json"})
+    response = client.patch(
+        "/fhir/Patient/p1",
+        content=json.dumps(ops),
+        headers={"content-type": "application/json-patch+json"},
+    )
     assert response.status_code == 422 and outcome_of(response)
     ops = [{"op": "replace", "path": "/id", "value": "other"}]
-    response = client.patch("/fhir/Patient/p1", content=json.dumps(ops),
-                            headers={"content-type": "application/json-patch+json"})
+    response = client.patch(
+        "/fhir/Patient/p1",
+        content=json.dumps(ops),
+        headers={"content-type": "application/json-patch+json"},
+    )
     assert response.status_code == 422
     assert client.get("/fhir/Patient/p1").json()["meta"]["versionId"] == "1"
 
@@ -170,18 +195,33 @@ def test_bad_input_gets_operation_outcomes(client: TestClient) -> None:
     cases = [
         (client.post("/fhir/Patient", content=b"{bad", headers={"content-type": FHIR}), 400),
         (client.post("/fhir/Patient", content=b"", headers={"content-type": FHIR}), 400),
-        (client.post("/fhir/Patient", content=b'{"resourceType":"Patient","foo":1}',
-                     headers={"content-type": FHIR}), 400),
+        (
+            client.post(
+                "/fhir/Patient",
+                content=b'{"resourceType":"Patient","foo":1}',
+                headers={"content-type": FHIR},
+            ),
+            400,
+        ),
         (client.post("/fhir/Nope", content=b"{}", headers={"content-type": FHIR}), 404),
-        (client.post("/fhir/Patient", content=b"<Patient/>",
-                     headers={"content-type": "application/fhir+xml"}), 415),
+        (
+            client.post(
+                "/fhir/Patient",
+                content=b"<Patient/>",
+                headers={"content-type": "application/fhir+xml"},
+            ),
+            415,
+        ),
         (client.get("/fhir/Patient/x", headers={"accept": "application/fhir+xml"}), 406),
         (client.get("/fhir/Patient/x?_format=xml"), 406),
         (client.get("/fhir/Patient/x%20y"), 400),
         (client.get("/fhir/Patient/missing"), 404),
         (client.get("/fhir/a/b/c/d/e"), 404),
         (client.post("/fhir/Patient/x", content=b"{}"), 405),
-        (client.post("/fhir/Patient", content=b"{}", headers={"if-none-exist": "identifier=x"}), 400),
+        (
+            client.post("/fhir/Patient", content=b"{}", headers={"if-none-exist": "identifier=x"}),
+            400,
+        ),
     ]
     for response, status in cases:
         assert response.status_code == status, (response.request.url, response.text)
@@ -210,8 +250,16 @@ def test_metadata_lists_what_works(client: TestClient) -> None:
     assert len(resources) == 146
     patient_entry = next(r for r in resources if r["type"] == "Patient")
     codes = {i["code"] for i in patient_entry["interaction"]}
-    assert codes == {"read", "vread", "update", "patch", "delete", "history-instance",
-                     "history-type", "create"}
+    assert codes == {
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+    }
     assert "search-type" not in codes and patient_entry["conditionalCreate"] is False
 
 
@@ -226,4 +274,7 @@ def test_security_headers_and_health(client: TestClient) -> None:
         assert len(headers["x-request-id"]) >= 8
     echoed = client.get("/healthz", headers={"x-request-id": "abc-12345678"})
     assert echoed.headers["x-request-id"] == "abc-12345678"
-    assert client.get("/healthz", headers={"x-request-id": "bad id\x01"}).headers["x-request-id"] != "bad id"
+    assert (
+        client.get("/healthz", headers={"x-request-id": "bad id\x01"}).headers["x-request-id"]
+        != "bad id"
+    )

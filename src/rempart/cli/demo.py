@@ -51,13 +51,15 @@ def demo_resources(seed: int) -> list[dict[str, Any]]:
     for n in range(PATIENTS):
         given, gender = rng.choice(GIVEN)
         patient_id = f"demo-patient-{n}"
-        resources.append({
-            "resourceType": "Patient",
-            "id": patient_id,
-            "name": [{"family": rng.choice(FAMILY), "given": [given]}],
-            "gender": gender,
-            "birthDate": f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-        })
+        resources.append(
+            {
+                "resourceType": "Patient",
+                "id": patient_id,
+                "name": [{"family": rng.choice(FAMILY), "given": [given]}],
+                "gender": gender,
+                "birthDate": _birth_date(rng),
+            }
+        )
         resources.append(_heart_rate(patient_id, rng.randint(55, 110)))
     return resources
 
@@ -67,11 +69,28 @@ def _heart_rate(patient_id: str, bpm: int) -> dict[str, Any]:
         "resourceType": "Observation",
         "id": f"{patient_id}-hr",
         "status": "final",
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-            "code": "vital-signs",
-        }]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]
+        },
         "subject": {"reference": f"Patient/{patient_id}"},
-        "valueQuantity": {"value": bpm, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+        "valueQuantity": {
+            "value": bpm,
+            "unit": "/min",
+            "system": "http://unitsofmeasure.org",
+            "code": "/min",
+        },
     }
+
+
+def _birth_date(rng: random.Random) -> str:
+    return f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"

@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from starlette.applications import Starlette
+
 from rempart.cli import demo, keys
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
@@ -59,8 +61,10 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if not ipaddress.ip_address(_resolve(args.host)).is_loopback:
         # No authentication yet: the API must not be reachable from the network.
-        print("rempart: refusing to bind a non-loopback address before authentication exists",
-              file=sys.stderr)
+        print(
+            "rempart: refusing to bind a non-loopback address before authentication exists",
+            file=sys.stderr,
+        )
         return 2
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Worker processes rebuild their settings from the environment.
@@ -80,7 +84,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _app(settings: Settings) -> object:
+def _app(settings: Settings) -> Starlette:
     from rempart.web import create_app
 
     return create_app(settings)

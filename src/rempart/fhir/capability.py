@@ -11,7 +11,14 @@ from typing import Any
 from rempart.fhir.validation import RESOURCE_TYPES
 
 TYPE_INTERACTIONS = (
-    "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
 )
 SYSTEM_INTERACTIONS = ("history-system",)
 

@@ -41,8 +41,14 @@ def _start(parts: dict[str, str | None]) -> datetime:
     fraction = parts["f"] or ""
     micros = int((fraction[1:] + "000000")[:6]) if fraction else 0
     moment = datetime(
-        int(parts["y"] or 0), int(parts["m"] or 1), int(parts["d"] or 1),
-        int(parts["H"] or 0), int(parts["M"] or 0), int(parts["S"] or 0), micros, tzinfo=UTC,
+        int(parts["y"] or 0),
+        int(parts["m"] or 1),
+        int(parts["d"] or 1),
+        int(parts["H"] or 0),
+        int(parts["M"] or 0),
+        int(parts["S"] or 0),
+        micros,
+        tzinfo=UTC,
     )
     return moment - _offset(parts["tz"])
 

@@ -131,43 +131,25 @@ _KNOWN_PARTS = frozenset({"type", "path", "name", "value", "index", "source", "d
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_NUMBERS = ("index", "source", "destination")
+
+
 @dataclass(frozen=True)
 class _Operation:
-    """One ``operation`` parameter, its parts indexed by name."""
+    """One ``operation`` parameter, checked and decoded before any is applied."""
 
     index: int
-    parts: dict[str, dict[str, Any]]
-
-    def incorrect(self, text: str) -> RempartError:
-        return _param_error(Category.INCORRECT, text, self.index)
+    kind: str
+    path: str
+    name: str
+    value: Any
+    numbers: dict[str, int]
 
     def unprocessable(self, text: str) -> RempartError:
         return _param_error(Category.UNPROCESSABLE, text, self.index)
 
-    def text(self, name: str) -> str:
-        part = self.parts.get(name, {})
-        value = part.get("valueString", part.get("valueCode"))
-        if not isinstance(value, str) or not value:
-            raise self.incorrect(f"part '{name}' needs a string value")
-        return value
 
-    def integer(self, name: str) -> int:
-        value = self.parts.get(name, {}).get("valueInteger")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.incorrect(f"part '{name}' needs an integer value")
-        return value
-
-    def element_name(self) -> str:
-        name = self.text("name")
-        if not _NAME.fullmatch(name) or name == "resourceType":
-            raise self.incorrect("part 'name' is not an element name")
-        return name
-
-    def value(self) -> Any:
-        return _part_value(self.parts["value"], self)
-
-
-def _operations(parameters: Any) -> list[tuple[str, _Operation]]:
+def _operations(parameters: Any) -> list[_Operation]:
     if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
         raise _error(Category.INCORRECT, "a FHIRPath Patch body must be a Parameters resource")
     entries = parameters.get("parameter", [])
@@ -176,64 +158,98 @@ def _operations(parameters: Any) -> list[tuple[str, _Operation]]:
     return [_operation(entry, index) for index, entry in enumerate(entries)]
 
 
-def _operation(entry: Any, index: int) -> tuple[str, _Operation]:
+def _operation(entry: Any, index: int) -> _Operation:
     if not isinstance(entry, dict) or entry.get("name") != "operation":
-        raise _param_error(Category.INCORRECT, "parameter is not an 'operation'", index)
-    operation = _Operation(index, _parts_by_name(entry.get("part"), index))
-    kind = operation.text("type")
-    if kind not in _REQUIRED_PARTS:
-        raise operation.incorrect("unknown operation type")
-    for name in _REQUIRED_PARTS[kind]:
-        if name not in operation.parts:
-            raise operation.incorrect(f"part '{name}' is missing")
-    return kind, operation
+        raise _incorrect(index, "parameter is not an 'operation'")
+    parts = _parts_by_name(entry.get("part"), index)
+    kind = _text(parts, "type", index)
+    needed = _REQUIRED_PARTS.get(kind)
+    if needed is None:
+        raise _incorrect(index, "unknown operation type")
+    for name in needed:
+        if name not in parts:
+            raise _incorrect(index, f"part '{name}' is missing")
+    return _Operation(
+        index,
+        kind,
+        _text(parts, "path", index),
+        _element_name(parts, index) if "name" in needed else "",
+        _part_value(parts["value"], index) if "value" in needed else None,
+        {name: _integer(parts, name, index) for name in _NUMBERS if name in needed},
+    )
+
+
+def _incorrect(index: int, text: str) -> RempartError:
+    return _param_error(Category.INCORRECT, text, index)
 
 
 def _parts_by_name(parts: Any, index: int) -> dict[str, dict[str, Any]]:
     if not isinstance(parts, list):
-        raise _param_error(Category.INCORRECT, "operation has no parts", index)
+        raise _incorrect(index, "operation has no parts")
     found: dict[str, dict[str, Any]] = {}
     for part in parts:
         name = part.get("name") if isinstance(part, dict) else None
         if not isinstance(name, str) or name not in _KNOWN_PARTS or name in found:
-            raise _param_error(Category.INCORRECT, "unknown or repeated part", index)
+            raise _incorrect(index, "unknown or repeated part")
         found[name] = part
     return found
 
 
-def _part_value(part: dict[str, Any], operation: _Operation) -> Any:
+def _text(parts: dict[str, dict[str, Any]], name: str, index: int) -> str:
+    part = parts.get(name, {})
+    value = part.get("valueString", part.get("valueCode"))
+    if not isinstance(value, str) or not value:
+        raise _incorrect(index, f"part '{name}' needs a string value")
+    return value
+
+
+def _integer(parts: dict[str, dict[str, Any]], name: str, index: int) -> int:
+    value = parts[name].get("valueInteger")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _incorrect(index, f"part '{name}' needs an integer value")
+    return value
+
+
+def _element_name(parts: dict[str, dict[str, Any]], index: int) -> str:
+    name = _text(parts, "name", index)
+    if not _NAME.fullmatch(name) or name == "resourceType":
+        raise _incorrect(index, "part 'name' is not an element name")
+    return name
+
+
+def _part_value(part: dict[str, Any], index: int) -> Any:
     keys = [k for k in part if isinstance(k, str) and (k.startswith("value") or k == "resource")]
     if len(keys) > 1:
-        raise operation.incorrect("a value part holds more than one value")
+        raise _incorrect(index, "a value part holds more than one value")
     if keys:
-        return _json_value(keys[0], part[keys[0]], operation)
+        return _json_value(keys[0], part[keys[0]], index)
     nested = part.get("part")
     if isinstance(nested, list) and nested:
-        return _object_from_parts(nested, operation)
-    raise operation.incorrect("a value part holds no value")
+        return _object_from_parts(nested, index)
+    raise _incorrect(index, "a value part holds no value")
 
 
-def _object_from_parts(parts: list[Any], operation: _Operation) -> dict[str, Any]:
+def _object_from_parts(parts: list[Any], index: int) -> dict[str, Any]:
     # Types without a value[x] form (BackboneElements such as Patient.contact) come as
     # one part per child element; a name given twice is a repeating element.
     children: dict[str, list[Any]] = {}
     for part in parts:
         name = part.get("name") if isinstance(part, dict) else None
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise operation.incorrect("a value part needs an element name")
-        children.setdefault(name, []).append(_part_value(part, operation))
+            raise _incorrect(index, "a value part needs an element name")
+        children.setdefault(name, []).append(_part_value(part, index))
     return {name: items[0] if len(items) == 1 else items for name, items in children.items()}
 
 
-def _json_value(key: str, value: Any, operation: _Operation) -> Any:
+def _json_value(key: str, value: Any, index: int) -> Any:
     if key != "valueDecimal":
         return copy.deepcopy(value)
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise operation.incorrect("valueDecimal is not a number")
+        raise _incorrect(index, "valueDecimal is not a number")
     # str() first: Decimal(0.1) would keep all 55 digits of the binary float.
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite():
-        raise operation.incorrect("valueDecimal is not a number")
+        raise _incorrect(index, "valueDecimal is not a number")
     return number
 
 
@@ -426,7 +442,7 @@ def _equal(value: Any, literal: _Literal) -> bool:
 
 def _steps(operation: _Operation) -> list[_Step]:
     try:
-        return _parse(operation.text("path"))
+        return _parse(operation.path)
     except _Unsupported:
         raise operation.unprocessable("unsupported FHIRPath in patch path") from None
 
@@ -447,8 +463,8 @@ def apply_fhirpath_patch(resource: dict[str, Any], parameters: Any) -> dict[str,
     try:
         operations = _operations(parameters)
         doc = copy.deepcopy(resource)
-        for kind, operation in operations:
-            _HANDLERS[kind](doc, operation)
+        for operation in operations:
+            _HANDLERS[operation.kind](doc, operation)
         _prune(doc)
     except RecursionError:
         raise _too_deep() from None
@@ -457,7 +473,7 @@ def apply_fhirpath_patch(resource: dict[str, Any], parameters: Any) -> dict[str,
 
 def _add(doc: dict[str, Any], operation: _Operation) -> None:
     target = _only(_locate(doc, _steps(operation), operation), operation)
-    name, value, element = operation.element_name(), operation.value(), target.value
+    name, value, element = operation.name, operation.value, target.value
     if not isinstance(element, dict):
         raise operation.unprocessable("path does not select an element with children")
     held = element.get(name)
@@ -476,12 +492,12 @@ def _add(doc: dict[str, Any], operation: _Operation) -> None:
 def _insert(doc: dict[str, Any], operation: _Operation) -> None:
     element, name, path = _list_owner(doc, operation)
     items = element.get(name, [])
-    index = operation.integer("index")
+    index = operation.numbers["index"]
     if not isinstance(items, list):
         raise operation.unprocessable("path does not select a list")
     if not 0 <= index <= len(items):
         raise operation.unprocessable("index out of range")
-    items.insert(index, operation.value())
+    items.insert(index, operation.value)
     element[name] = items
     _fit_cardinality(doc, f"{path}[{index}]")
 
@@ -503,7 +519,7 @@ def _replace(doc: dict[str, Any], operation: _Operation) -> None:
     target = _only(_locate(doc, _steps(operation), operation), operation)
     if target.is_root:
         raise operation.unprocessable("a patch cannot replace the resource itself")
-    value = operation.value()
+    value = operation.value
     if target.index is None:
         target.parent[target.name] = value
     else:
@@ -514,7 +530,7 @@ def _replace(doc: dict[str, Any], operation: _Operation) -> None:
 def _move(doc: dict[str, Any], operation: _Operation) -> None:
     element, name, _ = _list_owner(doc, operation)
     items = element.get(name)
-    source, destination = operation.integer("source"), operation.integer("destination")
+    source, destination = operation.numbers["source"], operation.numbers["destination"]
     if not isinstance(items, list):
         raise operation.unprocessable("path does not select a list")
     if not (0 <= source < len(items) and 0 <= destination < len(items)):

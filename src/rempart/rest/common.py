@@ -42,7 +42,7 @@ def if_match(request: FhirRequest) -> int | None:
         return None
     match = ETAG.fullmatch(header.strip())
     if match is None:
-        raise RempartError(Category.INCORRECT, "If-Match must be a version ETag like W/\"3\"")
+        raise RempartError(Category.INCORRECT, 'If-Match must be a version ETag like W/"3"')
     return int(match.group(1))
 
 
@@ -72,7 +72,9 @@ def found(stored: StoredVersion | None) -> StoredVersion:
     if stored is None:
         raise RempartError(Category.NOT_FOUND, "Resource not found")
     if stored.deleted:
-        raise RempartError(Category.GONE, "Resource deleted", headers={"etag": etag(stored.version)})
+        raise RempartError(
+            Category.GONE, "Resource deleted", headers={"etag": etag(stored.version)}
+        )
     return stored
 
 
@@ -107,7 +109,11 @@ def renderer(ctx: Context, resource: dict[str, Any], id_: str) -> Render:
     """Stamps id and meta.versionId/lastUpdated, then serializes (decimals kept)."""
 
     def render(version: int, moment: datetime) -> bytes:
-        meta = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": instant(moment)}
+        meta = {
+            **resource.get("meta", {}),
+            "versionId": str(version),
+            "lastUpdated": instant(moment),
+        }
         return ctx.validator.dump({**resource, "id": id_, "meta": meta})
 
     return render

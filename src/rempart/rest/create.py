@@ -16,7 +16,9 @@ async def create(ctx: Context, request: FhirRequest) -> FhirResponse:
     if request.header("if-none-exist") is not None:
         # Conditional create needs search, which is not built yet: refusing is safer
         # than silently creating the duplicate the client is trying to avoid.
-        raise RempartError(Category.INCORRECT, "Conditional create is not supported yet", code="not-supported")
+        raise RempartError(
+            Category.INCORRECT, "Conditional create is not supported yet", code="not-supported"
+        )
     resource = load_resource(ctx, request, type_)
     id_ = str(uuid.uuid4())
     write = WriteRequest(type_, id_, renderer(ctx, resource, id_), create_only=True)

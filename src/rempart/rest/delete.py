@@ -14,6 +14,8 @@ from rempart.storage.ports import WriteRequest
 
 async def delete(ctx: Context, request: FhirRequest) -> FhirResponse:
     type_, id_ = check_type(request.type), check_id(request.id)
-    result = await ctx.store.write(WriteRequest(type_, id_, None, expected_version=if_match(request)))
+    result = await ctx.store.write(
+        WriteRequest(type_, id_, None, expected_version=if_match(request))
+    )
     headers = {"etag": etag(result.version.version)} if result.version else {}
     return FhirResponse(204, None, headers)

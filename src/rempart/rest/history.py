@@ -59,7 +59,9 @@ def _scope(request: FhirRequest) -> str:
     return f"history|{request.type}|{request.id}|{urlencode(filters)}"
 
 
-def _bundle(ctx: Context, request: FhirRequest, query: HistoryQuery, rows: list[StoredVersion]) -> bytes:
+def _bundle(
+    ctx: Context, request: FhirRequest, query: HistoryQuery, rows: list[StoredVersion]
+) -> bytes:
     links = [{"relation": "self", "url": _url(request, None, ctx)}]
     if len(rows) == query.count:
         next_cursor = ctx.cursors.issue(_scope(request), rows[-1].seq)

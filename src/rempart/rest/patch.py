@@ -32,7 +32,9 @@ async def patch(ctx: Context, request: FhirRequest) -> FhirResponse:
     try:
         resource = ctx.validator.load(patched)
     except RempartError as exc:
-        raise RempartError(Category.UNPROCESSABLE, "The patched resource is not valid FHIR R4", exc.issues) from None
+        raise RempartError(
+            Category.UNPROCESSABLE, "The patched resource is not valid FHIR R4", exc.issues
+        ) from None
     if resource.get("resourceType") != type_ or resource.get("id") != id_:
         raise RempartError(Category.UNPROCESSABLE, "A patch may not change the resource type or id")
     write = WriteRequest(type_, id_, renderer(ctx, resource, id_), expected_version=current.version)
@@ -40,7 +42,9 @@ async def patch(ctx: Context, request: FhirRequest) -> FhirResponse:
         result = await ctx.store.write(write)
     except RempartError as exc:
         if exc.category is Category.PRECONDITION_FAILED:
-            raise RempartError(Category.CONFLICT, "The resource changed during the patch; retry") from None
+            raise RempartError(
+                Category.CONFLICT, "The resource changed during the patch; retry"
+            ) from None
         raise
     assert result.version is not None  # a patch always writes a version
     return written(request, result.version, 200)

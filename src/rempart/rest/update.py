@@ -14,7 +14,9 @@ async def update(ctx: Context, request: FhirRequest) -> FhirResponse:
     resource = load_resource(ctx, request, type_)
     if resource.get("id") != id_:
         raise RempartError(Category.INCORRECT, "The body's id must equal the id in the URL")
-    write = WriteRequest(type_, id_, renderer(ctx, resource, id_), expected_version=if_match(request))
+    write = WriteRequest(
+        type_, id_, renderer(ctx, resource, id_), expected_version=if_match(request)
+    )
     result = await ctx.store.write(write)
     assert result.version is not None  # an update always writes a version
     return written(request, result.version, 201 if result.created else 200)

@@ -15,4 +15,6 @@ async def vread(ctx: Context, request: FhirRequest) -> FhirResponse:
     if stored is None:
         raise RempartError(Category.NOT_FOUND, "Version not found")
     found(stored)
-    return FhirResponse(200, stored.body, {"content-type": FHIR_JSON, **version_headers(request, stored)})
+    return FhirResponse(
+        200, stored.body, {"content-type": FHIR_JSON, **version_headers(request, stored)}
+    )

@@ -27,7 +27,9 @@ async def open_store(settings: Settings, keys: KeyRing | None = None) -> Resourc
     if url.startswith("sqlite:///"):
         from rempart.storage.sqlite import SqliteStore
 
-        return SqliteStore(Path(url.removeprefix("sqlite:///")), keys, settings.storage.group_commit_max)
+        return SqliteStore(
+            Path(url.removeprefix("sqlite:///")), keys, settings.storage.group_commit_max
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from rempart.storage.postgres import PostgresStore
 

@@ -46,7 +46,8 @@ def plan_write(latest: Latest | None, request: WriteRequest) -> Plan | None:
 
 def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
     """SELECT of the version rows of a history query, with ``?`` placeholders."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     for column, value in (("type", query.type), ("id", query.id)):
         if value is not None:
             where.append(f"{column} = ?")
@@ -62,7 +63,7 @@ def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
         params.append(query.before_seq)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     sql = (
-        "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
-        f"{clause} ORDER BY seq DESC LIMIT ?"  # noqa: S608 - only fixed column names
+        "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "  # noqa: S608 - fixed columns, values bound
+        f"{clause} ORDER BY seq DESC LIMIT ?"
     )
     return sql, [*params, query.count]

@@ -56,7 +56,9 @@ def create_app(settings: Settings) -> Starlette:
 
         return call
 
-    ep = functools.partial(endpoint, max_body=settings.limits.max_body_bytes, base_url=settings.server.base_url)
+    ep = functools.partial(
+        endpoint, max_body=settings.limits.max_body_bytes, base_url=settings.server.base_url
+    )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/fhir/metadata", ep(Metadata()), methods=["GET"]),

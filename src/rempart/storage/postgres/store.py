@@ -61,7 +61,7 @@ class PostgresStore:
         try:
             await pool.open(wait=True, timeout=10)
             async with pool.connection() as conn:
-                await conn.execute(SCHEMA.format(schema=schema))  # type: ignore[arg-type]
+                await conn.execute(SCHEMA.format(schema=schema))
         except (psycopg.Error, TimeoutError) as exc:
             await pool.close()
             raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
@@ -122,12 +122,14 @@ class PostgresStore:
     async def _one(self, text: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(text, params)  # type: ignore[arg-type]
+                cursor = await conn.execute(text, params)
                 return await cursor.fetchone()
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
 
-    async def _write(self, conn: psycopg.AsyncConnection[Any], request: WriteRequest) -> WriteResult:
+    async def _write(
+        self, conn: psycopg.AsyncConnection[Any], request: WriteRequest
+    ) -> WriteResult:
         key = f"{request.type}/{request.id}"
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
         cursor = await conn.execute(
@@ -153,8 +155,12 @@ class PostgresStore:
         )
         seq_row = await cursor.fetchone()
         stored = StoredVersion(
-            request.type, request.id, plan.version, from_micros(plan.last_updated),
-            plan.body, seq_row[0] if seq_row else 0,
+            request.type,
+            request.id,
+            plan.version,
+            from_micros(plan.last_updated),
+            plan.body,
+            seq_row[0] if seq_row else 0,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
 
@@ -185,4 +191,3 @@ def _pg(text: str) -> str:
 
 def _unavailable() -> RempartError:
     return RempartError(Category.UNAVAILABLE, "The database is unavailable")
-

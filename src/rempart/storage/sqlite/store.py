@@ -22,7 +22,7 @@ from rempart.storage.ports import (
     from_micros,
 )
 from rempart.storage.sqlite.writer import GroupCommitWriter
-from rempart.storage.versioning import Latest, plan_write, history_sql
+from rempart.storage.versioning import Latest, history_sql, plan_write
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -84,7 +84,9 @@ class SqliteStore:
 
     async def rewrap(self, batch: int = 500) -> int:
         total = 0
-        while done := await asyncio.wrap_future(self._writer.submit(lambda c: self._rewrap(c, batch))):
+        while done := await asyncio.wrap_future(
+            self._writer.submit(lambda c: self._rewrap(c, batch))
+        ):
             total += done
         return total
 
@@ -109,8 +111,12 @@ class SqliteStore:
             (request.type, request.id, plan.version, plan.last_updated, *sealed),
         )
         stored = StoredVersion(
-            request.type, request.id, plan.version, from_micros(plan.last_updated),
-            plan.body, cursor.lastrowid or 0,
+            request.type,
+            request.id,
+            plan.version,
+            from_micros(plan.last_updated),
+            plan.body,
+            cursor.lastrowid or 0,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
 

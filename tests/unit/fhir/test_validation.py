@@ -1,0 +1,57 @@
+import pytest
+
+from rempart.errors import RempartError
+from rempart.fhir.validation import RESOURCE_TYPES, FhirkitValidator, valid_id
+
+validator = FhirkitValidator()
+
+
+def test_all_r4_resource_types_are_known() -> None:
+    assert len(RESOURCE_TYPES) == 146
+    assert {"Patient", "Observation", "Bundle", "Parameters", "AuditEvent"} <= RESOURCE_TYPES
+
+
+@pytest.mark.parametrize("value", ["a", "A-b.9", "x" * 64])
+def test_valid_ids(value: str) -> None:
+    assert valid_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "a b", "x" * 65, "é", "a/b", "a_b", None, 7])
+def test_invalid_ids(value: object) -> None:
+    assert not valid_id(value)
+
+
+def test_decimals_keep_their_precision_both_ways() -> None:
+    raw = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+        b'"valueQuantity":{"value":72.50}}'
+    )
+    assert b"72.50" in validator.dump(validator.load(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{bad",
+        b"[]",
+        b'{"resourceType":"Nope"}',
+        b'{"resourceType":"Patient","active":"yes"}',
+        b'{"resourceType":"Patient","unknown":1}',
+        b'{"resourceType":"Patient","id":"a b"}',
+        b'{"resourceType":"Patient","birthDate":"2024-13-01"}',
+        b'{"resourceType":"Observation"}',
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+def test_invalid_input_is_a_400_with_issues(raw: bytes) -> None:
+    with pytest.raises(RempartError) as caught:
+        validator.load(raw)
+    assert caught.value.category.status == 400
+
+
+def test_messages_do_not_quote_the_input() -> None:
+    with pytest.raises(RempartError) as caught:
+        validator.load(b'{"resourceType":"Patient","birthDate":"<b>SECRET</b>"}')
+    text = " ".join(i.message for i in caught.value.issues)
+    assert "SECRET" not in text and "birthDate" in (caught.value.issues[0].path or "")
