@@ -278,3 +278,17 @@ def test_security_headers_and_health(client: TestClient) -> None:
         client.get("/healthz", headers={"x-request-id": "bad id\x01"}).headers["x-request-id"]
         != "bad id"
     )
+
+
+def test_json_patch_keeps_decimal_precision(client: TestClient) -> None:
+    created = client.post(
+        "/fhir/Observation", content=json.dumps(OBS), headers={"content-type": FHIR}
+    )
+    id_ = created.json()["id"]
+    ops = b'[{"op":"replace","path":"/valueQuantity/value","value":98.60}]'
+    response = client.patch(
+        f"/fhir/Observation/{id_}",
+        content=ops,
+        headers={"content-type": "application/json-patch+json"},
+    )
+    assert response.status_code == 200 and b'"value":98.60' in response.content

@@ -22,7 +22,6 @@ from typing import Any
 
 import fhirkit
 import jsonpatch
-import jsonpointer
 
 from rempart.errors import Category, Issue, RempartError
 
@@ -99,8 +98,8 @@ def _is_pointer(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        jsonpointer.JsonPointer(value)
-    except jsonpointer.JsonPointerException:
+        jsonpatch.JsonPointer(value)
+    except jsonpatch.JsonPointerException:
         return False
     return True
 
@@ -114,7 +113,7 @@ def _apply_json_op(doc: Any, operation: dict[str, Any], index: int) -> Any:
         raise _error(Category.UNPROCESSABLE, "test failed", index) from exc
     except jsonpatch.InvalidJsonPatch as exc:
         raise _error(Category.INCORRECT, "invalid operation", index) from exc
-    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as exc:
+    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as exc:
         raise _error(Category.UNPROCESSABLE, "path does not apply here", index) from exc
 
 

@@ -8,9 +8,10 @@ the version it was computed from is still current (no lost update).
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
-import orjson
 
 from rempart.errors import Category, RempartError
 from rempart.fhir.patch import apply_fhirpath_patch, apply_json_patch
@@ -65,7 +66,8 @@ def _apply(ctx: Context, request: FhirRequest, current: StoredVersion) -> dict[s
 
 
 def _json(body: bytes) -> Any:
+    """The JSON Patch document, numbers as Decimal so that ``72.50`` stays ``72.50``."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return json.loads(body, parse_float=Decimal)
+    except (ValueError, RecursionError):
         raise RempartError(Category.INCORRECT, "The patch is not valid JSON") from None

@@ -6,6 +6,7 @@ The FHIRPath Patch cases follow the official R4 test cases
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from decimal import Decimal
 from typing import Any
@@ -94,13 +95,16 @@ def test_json_patch_does_not_mutate_its_arguments() -> None:
     assert patch == patch_before
 
 
+LOW = Decimal("1.10")
+
+
 def test_json_patch_keeps_decimals() -> None:
     result = apply_json_patch(
         observation(),
         [
             {"op": "test", "path": "/valueQuantity/value", "value": Decimal("72.50")},
             {"op": "add", "path": "/valueQuantity/comparator", "value": "<"},
-            {"op": "add", "path": "/referenceRange", "value": [{"low": {"value": Decimal("1.10")}}]},
+            {"op": "add", "path": "/referenceRange", "value": [{"low": {"value": LOW}}]},
         ],
     )
     kept = result["valueQuantity"]["value"]
@@ -411,9 +415,12 @@ def test_fhirpath_patch_does_not_mutate_its_arguments() -> None:
             value={"valueIdentifier": {"value": "4"}},
         ),
         operation("delete", "Patient.contact[0].name.text"),
-        operation("move", "Patient.name[0].given", source={"valueInteger": 0}, destination={
-            "valueInteger": 1
-        }),
+        operation(
+            "move",
+            "Patient.name[0].given",
+            source={"valueInteger": 0},
+            destination={"valueInteger": 1},
+        ),
     )
     before, patch_before = copy.deepcopy(resource), copy.deepcopy(patch)
     result = apply_fhirpath_patch(resource, patch)
@@ -442,7 +449,7 @@ def test_fhirpath_patch_does_not_mutate_its_arguments() -> None:
         params(operation("insert", "Patient.identifier", value={"valueString": "x"})),
         params(operation("insert", "Patient.name", index={"valueInteger": True}, value={})),
         params(operation("delete", "Patient.birthDate", extra={"valueString": "x"})),
-        params(operation("replace", "Patient.gender", value={"valueCode": "a", "valueString": "b"})),
+        params(operation("replace", "Patient.gender", value={"valueCode": "a", "valueUri": "b"})),
         params(operation("replace", "Patient.gender", value={"part": [{"valueCode": "a"}]})),
         params(operation("replace", "Patient.gender", value={"valueDecimal": SECRET})),
     ],
@@ -500,9 +507,11 @@ def test_where_compares_booleans_numbers_and_unescaped_strings() -> None:
     patch = params(
         operation("delete", "Patient.telecom.where(value = 'it\\'s' and rank = 1.0)"),
         operation("delete", "Patient.communication.where(preferred=true)"),
-        operation("replace", "Patient.telecom.where(period.start='2020').rank", value={
-            "valuePositiveInt": 5
-        }),
+        operation(
+            "replace",
+            "Patient.telecom.where(period.start='2020').rank",
+            value={"valuePositiveInt": 5},
+        ),
     )
     result = apply_fhirpath_patch(resource, patch)
     assert result["telecom"] == [
@@ -540,10 +549,8 @@ operations = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(patch=json_values)
 def test_json_patch_garbage_only_raises_rempart_errors(patch: Any) -> None:
-    try:
+    with contextlib.suppress(RempartError):
         apply_json_patch(patient(), patch)
-    except RempartError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -568,9 +575,12 @@ def test_json_patch_random_operations_only_raise_rempart_errors(ops: list[Any]) 
 
 
 @settings(max_examples=500, deadline=None)
-@given(parameters=json_values | st.lists(operations | json_values, max_size=4).map(
-    lambda entries: {"resourceType": "Parameters", "parameter": entries}
-))
+@given(
+    parameters=json_values
+    | st.lists(operations | json_values, max_size=4).map(
+        lambda entries: {"resourceType": "Parameters", "parameter": entries}
+    )
+)
 def test_fhirpath_patch_garbage_only_raises_rempart_errors(parameters: Any) -> None:
     resource = patient()
     try:
