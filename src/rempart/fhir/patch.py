@@ -24,6 +24,7 @@ import fhirkit
 import jsonpatch
 
 from rempart.errors import Category, Issue, RempartError
+from rempart.fhir import fhirpath_locate as locate
 
 __all__ = ["apply_fhirpath_patch", "apply_json_patch"]
 
@@ -252,201 +253,23 @@ def _json_value(key: str, value: Any, index: int) -> Any:
     return number
 
 
-# --- FHIRPath Patch: the path subset -------------------------------------------------
-# Only the shapes patch documents use: Type.elem.elem, elem[n], first(), last() and
-# where() over 'and'-ed equalities of child fields with string, boolean or number
-# literals. The result is a list of locations, so that operations can write there.
-
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_STRING = r"'(?:[^'\\]|\\.)*'"
-_HEAD = re.compile(_IDENT)
-_STEP = re.compile(rf"\.({_IDENT})(?:\(((?:[^()']|{_STRING})*)\))?|\[(\d+)\]")
-_TEST = re.compile(
-    rf"\s*({_IDENT}(?:\.{_IDENT})*)\s*=\s*({_STRING}|\d+(?:\.\d+)?|true\b|false\b)\s*"
-)
-_AND = re.compile(r"and\b")
-_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
-_ESCAPES = {
-    **{c: c for c in "'\"`\\/"},
-    **{"f": "\f", "n": "\n", "r": "\r", "t": "\t"},
-}
-_Literal = str | bool | Decimal
-
-
-class _Unsupported(Exception):
-    """The path is outside the subset this module evaluates."""
-
-
-@dataclass(frozen=True)
-class _Child:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Index:
-    position: int
-
-
-@dataclass(frozen=True)
-class _Pick:
-    last: bool
-
-
-@dataclass(frozen=True)
-class _Where:
-    tests: tuple[tuple[tuple[str, ...], _Literal], ...]
-
-
-_Step = _Child | _Index | _Pick | _Where
-
-
-def _parse(text: str) -> list[_Step]:
-    text = text.strip()
-    head = _HEAD.match(text)
-    if head is None:
-        raise _Unsupported
-    steps: list[_Step] = [_Child(head[0])]
-    position = head.end()
-    while position < len(text):
-        match = _STEP.match(text, position)
-        if match is None:
-            raise _Unsupported
-        steps.append(_step(*match.group(1, 2, 3)))
-        position = match.end()
-    return steps
-
-
-def _step(name: str | None, arguments: str | None, index: str | None) -> _Step:
-    if index is not None:
-        return _Index(int(index))
-    if name is None:
-        raise _Unsupported
-    if arguments is None:
-        return _Child(name)
-    if name in ("first", "last") and not arguments.strip():
-        return _Pick(last=name == "last")
-    if name == "where":
-        return _Where(_tests(arguments))
-    raise _Unsupported
-
-
-def _tests(arguments: str) -> tuple[tuple[tuple[str, ...], _Literal], ...]:
-    tests, position = [], 0
-    while True:
-        match = _TEST.match(arguments, position)
-        if match is None:
-            raise _Unsupported
-        tests.append((tuple(match[1].split(".")), _literal(match[2])))
-        if match.end() == len(arguments):
-            return tuple(tests)
-        joined = _AND.match(arguments, match.end())
-        if joined is None:
-            raise _Unsupported
-        position = joined.end()
-
-
-def _literal(text: str) -> _Literal:
-    if text.startswith("'"):
-        return _ESCAPE.sub(_unescape, text[1:-1])
-    if text in ("true", "false"):
-        return text == "true"
-    return Decimal(text)
-
-
-def _unescape(match: re.Match[str]) -> str:
-    escape = match.group(1)
-    if len(escape) == 5:
-        return chr(int(escape[1:], 16))
-    if escape not in _ESCAPES:
-        raise _Unsupported
-    return _ESCAPES[escape]
-
-
-@dataclass(frozen=True)
-class _Location:
-    """Where a matched element lives: ``parent[name]`` or ``parent[name][index]``."""
-
-    parent: dict[str, Any]
-    name: str
-    index: int | None
-    path: str  # spelt as fhirkit spells issue paths: "Patient.name[0].given"
-
-    @property
-    def value(self) -> Any:
-        held = self.parent[self.name]
-        return held if self.index is None else held[self.index]
-
-    @property
-    def is_root(self) -> bool:
-        return self.name == ""  # element names are never empty; see _root
-
-
-def _root(doc: dict[str, Any]) -> _Location:
-    kind = doc.get("resourceType")
-    return _Location({"": doc}, "", None, kind if isinstance(kind, str) else "")
-
-
-def _locate(doc: dict[str, Any], steps: list[_Step], operation: _Operation) -> list[_Location]:
+def _locate(
+    doc: dict[str, Any], steps: list[locate.Step], operation: _Operation
+) -> list[locate.Location]:
     head = steps[0]
-    if not isinstance(head, _Child) or head.name != _root(doc).path:
+    if not isinstance(head, locate.Child) or head.name != locate.root(doc).path:
         raise operation.unprocessable("path must start with the resource type")
-    return _evaluate(doc, steps)
+    return locate.evaluate(doc, steps)
 
 
-def _evaluate(doc: dict[str, Any], steps: list[_Step]) -> list[_Location]:
-    """The locations ``steps`` select; the head step is taken to name the resource."""
-    locations = [_root(doc)]
-    for step in steps[1:]:
-        locations = _apply_step(step, locations)
-    return locations
-
-
-def _apply_step(step: _Step, locations: list[_Location]) -> list[_Location]:
-    if isinstance(step, _Child):
-        return [child for found in locations for child in _children(found, step.name)]
-    if isinstance(step, _Index):
-        return locations[step.position : step.position + 1]
-    if isinstance(step, _Pick):
-        return locations[-1:] if step.last else locations[:1]
-    return [found for found in locations if all(_holds(found.value, *t) for t in step.tests)]
-
-
-def _children(location: _Location, name: str) -> list[_Location]:
-    element = location.value
-    # resourceType is JSON framing, not an element (FHIRPath cannot navigate to it).
-    if not isinstance(element, dict) or name not in element or name == "resourceType":
-        return []
-    held, path = element[name], f"{location.path}.{name}"
-    if isinstance(held, list):
-        return [_Location(element, name, i, f"{path}[{i}]") for i in range(len(held))]
-    return [_Location(element, name, None, path)]
-
-
-def _holds(value: Any, fields: tuple[str, ...], literal: _Literal) -> bool:
-    found = [value]
-    for name in fields:
-        held = [item[name] for item in found if isinstance(item, dict) and name in item]
-        found = [v for h in held for v in (h if isinstance(h, list) else [h])]
-    # FHIRPath '=' between a collection of several items and a literal is not true.
-    return len(found) == 1 and _equal(found[0], literal)
-
-
-def _equal(value: Any, literal: _Literal) -> bool:
-    if isinstance(value, bool) or isinstance(literal, bool):
-        return value is literal
-    if isinstance(literal, Decimal):
-        return isinstance(value, int | float | Decimal) and Decimal(str(value)) == literal
-    return isinstance(value, str) and value == literal
-
-
-def _steps(operation: _Operation) -> list[_Step]:
+def _steps(operation: _Operation) -> list[locate.Step]:
     try:
-        return _parse(operation.path)
-    except _Unsupported:
+        return locate.parse_path(operation.path)
+    except locate.Unsupported:
         raise operation.unprocessable("unsupported FHIRPath in patch path") from None
 
 
-def _only(found: list[_Location], operation: _Operation) -> _Location:
+def _only(found: list[locate.Location], operation: _Operation) -> locate.Location:
     if not found:
         raise operation.unprocessable("path matches nothing")
     if len(found) > 1:
@@ -561,7 +384,7 @@ def _list_owner(doc: dict[str, Any], operation: _Operation) -> tuple[dict[str, A
     """
     steps = _steps(operation)
     last = steps[-1]
-    if len(steps) < 2 or not isinstance(last, _Child):
+    if len(steps) < 2 or not isinstance(last, locate.Child):
         raise operation.unprocessable("path must end with the name of a list element")
     owner = _only(_locate(doc, steps[:-1], operation), operation)
     if not isinstance(owner.value, dict):
@@ -611,8 +434,8 @@ def _array_issues(doc: dict[str, Any], prefix: str) -> list[str]:
 def _wrap(doc: dict[str, Any], path: str) -> bool:
     # fhirkit's issue paths ("Patient.contact[0].telecom") are in our FHIRPath subset.
     try:
-        found = _evaluate(doc, _parse(path))
-    except _Unsupported:
+        found = locate.evaluate(doc, locate.parse_path(path))
+    except locate.Unsupported:
         return False
     targets = [t for t in found if t.index is None and not t.is_root]
     for target in targets:

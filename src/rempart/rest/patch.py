@@ -12,7 +12,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-
 from rempart.errors import Category, RempartError
 from rempart.fhir.patch import apply_fhirpath_patch, apply_json_patch
 from rempart.rest.common import JSON_TYPES, check_id, check_type, found, if_match, renderer, written
