@@ -91,6 +91,7 @@ class ServerProcess:
     settings: Settings
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    log: Path = Path("/dev/null")
 
     @property
     def base(self) -> str:
@@ -99,11 +100,22 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.port = free_port()
         env = {**os.environ, "REMPART_PG_SCHEMA": self.settings.storage.postgres_schema}
-        cmd = [sys.executable, "-m", "rempart.cli", "serve", "--port", str(self.port),
-               "--data-dir", str(self.settings.storage.data_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rempart.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.settings.storage.data_dir),
+        ]
         if self.settings.storage.database_url:
             cmd += ["--database", self.settings.storage.database_url]
-        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = self.settings.storage.data_dir.parent / f"server-{self.port}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         self._wait_ready()
         return self
 
@@ -112,7 +124,7 @@ class ServerProcess:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
                     return

@@ -6,9 +6,11 @@ new writes and still opens rows sealed with older keys, so there is no downtime.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from rempart.config import Settings
+from rempart.storage.crypto import RELOAD_CHECK_SECONDS
 from rempart.storage.open import open_keyring, open_store
 
 
@@ -18,6 +20,10 @@ async def rotate(settings: Settings) -> int:
     store = await open_store(settings, ring)
     try:
         count = await store.rewrap()
+        # Running servers switch to the new key within RELOAD_CHECK_SECONDS; rows they
+        # sealed with the old key meanwhile are caught by a second pass after that.
+        await asyncio.sleep(2 * RELOAD_CHECK_SECONDS)
+        count += await store.rewrap()
     finally:
         await store.close()
     print(json.dumps({"active_key": new_key, "rows_reencrypted": count}))

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from rempart.cli import demo, keys
 from rempart.config import Settings, load_settings
@@ -84,7 +84,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _app(settings: Settings) -> Starlette:
+def _app(settings: Settings) -> ASGIApp:
     from rempart.web import create_app
 
     return create_app(settings)

@@ -1,24 +1,24 @@
 """``create_app(settings)``: the whole application, wired explicitly in one place.
 
-The request path (design.md) is assembled here in a fixed order. Steps not built
-yet (authentication, authorization, rate limits, audit) will be inserted here, not
-registered as optional plugins.
+The request path (design.md) is assembled here in a fixed order:
+security headers and request id → (authentication, authorization, rate limits and
+audit will be inserted here, not registered as optional plugins) → the FHIR
+endpoint for ``/fhir/…``, Starlette for everything else (health, later the console).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rempart.config import Settings
 from rempart.fhir.validation import FhirkitValidator
@@ -28,56 +28,68 @@ from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.metadata import Metadata
 from rempart.rest.paging import CursorSigner
 from rempart.storage.open import open_keyring, open_store
-from rempart.web.adapter import Interaction, endpoint
 from rempart.web.errors import http_exception, server_error
+from rempart.web.fhir_app import PREFIX, FhirApp, Routes
 from rempart.web.middleware import SecurityHeaders
 
 Handler = Callable[[Context, FhirRequest], Awaitable[FhirResponse]]
 
+INTERACTIONS: list[tuple[str, str, Handler]] = [
+    ("GET", "_history", history.history),
+    ("GET", "T/_history", history.history),
+    ("POST", "T", create.create),
+    ("GET", "T/I", read.read),
+    ("PUT", "T/I", update.update),
+    ("DELETE", "T/I", delete.delete),
+    ("PATCH", "T/I", patch.patch),
+    ("GET", "T/I/_history", history.history),
+    ("GET", "T/I/_history/V", vread.vread),
+]
 
-def create_app(settings: Settings) -> Starlette:
+
+def create_app(settings: Settings) -> ASGIApp:
     state: dict[str, Context] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        keys = open_keyring(settings)
-        store = await open_store(settings, keys)
-        state["ctx"] = Context(
-            store, FhirkitValidator(), settings.limits, CursorSigner(_cursor_key(settings))
-        )
+        store = await open_store(settings, open_keyring(settings))
+        cursors = CursorSigner(_cursor_key(settings))
+        state["ctx"] = Context(store, FhirkitValidator(), settings.limits, cursors)
         try:
             yield
         finally:
             await store.close()
 
-    def bind(handler: Handler) -> Interaction:
+    def bind(handler: Handler) -> Callable[[FhirRequest], Awaitable[FhirResponse]]:
         async def call(request: FhirRequest) -> FhirResponse:
             return await handler(state["ctx"], request)
 
         return call
 
-    ep = functools.partial(
-        endpoint, max_body=settings.limits.max_body_bytes, base_url=settings.server.base_url
-    )
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/fhir/metadata", ep(Metadata()), methods=["GET"]),
-        Route("/fhir/_history", ep(bind(history.history)), methods=["GET"]),
-        Route("/fhir/{type}/_history", ep(bind(history.history)), methods=["GET"]),
-        Route("/fhir/{type}", ep(bind(create.create)), methods=["POST"]),
-        Route("/fhir/{type}/{id}/_history/{vid}", ep(bind(vread.vread)), methods=["GET"]),
-        Route("/fhir/{type}/{id}/_history", ep(bind(history.history)), methods=["GET"]),
-        Route("/fhir/{type}/{id}", ep(bind(read.read)), methods=["GET"]),
-        Route("/fhir/{type}/{id}", ep(bind(update.update)), methods=["PUT"]),
-        Route("/fhir/{type}/{id}", ep(bind(delete.delete)), methods=["DELETE"]),
-        Route("/fhir/{type}/{id}", ep(bind(patch.patch)), methods=["PATCH"]),
-    ]
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+    routes = Routes()
+    routes.add("GET", "metadata", Metadata())
+    for method, shape, handler in INTERACTIONS:
+        routes.add(method, shape, bind(handler))
+    fhir = FhirApp(routes, settings.limits.max_body_bytes, settings.server.base_url)
+    other = Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"])],
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )
+    return SecurityHeaders(Dispatch(fhir, other))
+
+
+class Dispatch:
+    """``/fhir/…`` to the FHIR endpoint; everything else (and lifespan) to Starlette."""
+
+    def __init__(self, fhir: ASGIApp, other: ASGIApp) -> None:
+        self.fhir, self.other = fhir, other
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.fhir(scope, receive, send)
+        else:
+            await self.other(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:

@@ -18,16 +18,20 @@ log = logging.getLogger("rempart.web")
 _HTTP_CATEGORIES = {404: Category.NOT_FOUND, 405: Category.NOT_ALLOWED}
 
 
-def error_response(error: RempartError) -> Response:
+def error_parts(error: RempartError) -> tuple[int, dict[str, str], bytes]:
     body = orjson.dumps(from_error(error))
-    headers = {"content-type": FHIR_JSON, **error.headers}
-    return Response(body, status_code=error.category.status, headers=headers)
+    return error.category.status, {"content-type": FHIR_JSON, **error.headers}, body
 
 
-def unexpected(exc: Exception) -> Response:
+def unexpected_parts(exc: Exception) -> tuple[int, dict[str, str], bytes]:
     """An error nobody planned for: logged in full here, a generic text to the caller."""
     log.error("unexpected error", exc_info=exc)
-    return error_response(RempartError(Category.FAULT, "Internal error"))
+    return error_parts(RempartError(Category.FAULT, "Internal error"))
+
+
+def _response(parts: tuple[int, dict[str, str], bytes]) -> Response:
+    status, headers, body = parts
+    return Response(body, status_code=status, headers=headers)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
@@ -35,8 +39,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     category = _HTTP_CATEGORIES.get(status, Category.INCORRECT)
     message = "Unknown path" if category is Category.NOT_FOUND else "Method not allowed here"
-    return error_response(RempartError(category, message))
+    return _response(error_parts(RempartError(category, message)))
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    return unexpected(exc)
+    return _response(unexpected_parts(exc))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from rempart.config import load_settings
 from rempart.web.app import create_app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     return create_app(load_settings())

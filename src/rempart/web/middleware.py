@@ -5,8 +5,8 @@ Pure ASGI (no per-request objects) so that it costs almost nothing.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,4 +46,4 @@ def _request_id(scope: Scope) -> bytes:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
             return bytes(value)
-    return uuid.uuid4().hex.encode()
+    return os.urandom(16).hex().encode()

@@ -106,7 +106,7 @@ class PostgresStore:
             async with self._pool.connection() as conn, conn.transaction():
                 cursor = await conn.execute(
                     f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
-                    "WHERE body IS NOT NULL AND key_id <> %s LIMIT %s FOR UPDATE SKIP LOCKED",
+                    "WHERE body IS NOT NULL AND key_id <> %s LIMIT %s FOR UPDATE",
                     (self._keys.active, batch),
                 )
                 rows = await cursor.fetchall()

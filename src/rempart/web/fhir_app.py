@@ -1,0 +1,155 @@
+"""The FHIR endpoint as a hand-written ASGI application.
+
+A FHIR path has at most four segments, so matching it by hand is a few list
+operations; going through a general router, request objects and response classes
+cost more than the database read itself (bench/results). Everything under
+``/fhir`` lands here: content negotiation, the body size limit and the mapping of
+errors to OperationOutcomes happen once, for every interaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope, Send
+
+from rempart.errors import Category, RempartError
+from rempart.rest.http import FhirRequest, FhirResponse
+from rempart.web.errors import error_parts, unexpected_parts
+
+Interaction = Callable[[FhirRequest], Awaitable[FhirResponse]]
+PREFIX = "/fhir/"
+JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
+SAFE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+WITH_BODY = {"POST", "PUT", "PATCH"}
+
+
+class Routes:
+    """The interactions by (method, path shape); filled by ``create_app``."""
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[str, str], Interaction] = {}
+
+    def add(self, method: str, shape: str, interaction: Interaction) -> None:
+        self.table[(method, shape)] = interaction
+
+
+def shape_of(parts: list[str]) -> tuple[str, dict[str, str]]:
+    """``["Patient", "1", "_history", "2"]`` → ``("T/I/_history/V", {...})``."""
+    if len(parts) == 1:
+        if parts[0] in ("metadata", "_history"):
+            return parts[0], {}
+        return "T", {"type": parts[0]}
+    if len(parts) == 2:
+        if parts[1] == "_history":
+            return "T/_history", {"type": parts[0]}
+        return "T/I", {"type": parts[0], "id": parts[1]}
+    if len(parts) in (3, 4) and parts[2] == "_history":
+        names = {"type": parts[0], "id": parts[1]}
+        if len(parts) == 4:
+            return "T/I/_history/V", {**names, "version": parts[3]}
+        return "T/I/_history", names
+    return "?", {}
+
+
+class FhirApp:
+    def __init__(self, routes: Routes, max_body: int, base_url: str | None) -> None:
+        self._routes = routes
+        self._max_body = max_body
+        self._base_url = base_url.rstrip("/") if base_url else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self._handle(scope, receive)
+            status, headers, body = response.status, response.headers, response.body
+        except RempartError as error:
+            status, headers, body = error_parts(error)
+        except Exception as exc:  # noqa: BLE001 - the last guard: never a stack trace out
+            status, headers, body = unexpected_parts(exc)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body) if body else 0).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body or b""})
+
+    async def _handle(self, scope: Scope, receive: Receive) -> FhirResponse:
+        method: str = scope["method"]
+        shape, names = shape_of(scope["path"][len(PREFIX) :].split("/"))
+        interaction = self._routes.table.get((method, shape))
+        if interaction is None:
+            raise _no_route(shape, method, self._routes)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = _query(scope["query_string"])
+        _negotiate(headers, query)
+        body = await _body(receive, headers, self._max_body) if method in WITH_BODY else b""
+        request = FhirRequest(
+            method,
+            self._base(scope, headers),
+            names.get("type"),
+            names.get("id"),
+            names.get("version"),
+            query,
+            headers,
+            body,
+        )
+        return await interaction(request)
+
+    def _base(self, scope: Scope, headers: dict[str, str]) -> str:
+        if self._base_url:
+            return self._base_url
+        host = headers.get("host", "")
+        if not SAFE_HOST.fullmatch(host):
+            server = scope.get("server") or ("127.0.0.1", 80)
+            host = f"{server[0]}:{server[1]}"
+        return f"{scope.get('scheme', 'http')}://{host}/fhir"
+
+
+def _query(raw: bytes) -> tuple[tuple[str, str], ...]:
+    if not raw:
+        return ()
+    try:
+        return tuple(parse_qsl(raw.decode("latin-1"), keep_blank_values=True, max_num_fields=200))
+    except ValueError:
+        raise RempartError(Category.INCORRECT, "Too many or malformed query parameters") from None
+
+
+def _no_route(shape: str, method: str, routes: Routes) -> RempartError:
+    if any(known == shape for _, known in routes.table):
+        return RempartError(Category.NOT_ALLOWED, "This interaction is not supported here")
+    return RempartError(Category.NOT_FOUND, "Unknown path")
+
+
+def _negotiate(headers: dict[str, str], query: tuple[tuple[str, str], ...]) -> None:
+    for key, value in query:
+        if key == "_format" and value.split(";")[0].strip().lower() not in JSON_FORMATS:
+            raise RempartError(
+                Category.NOT_ACCEPTABLE, "Only FHIR JSON is supported (_format=json)"
+            )
+    accept = headers.get("accept", "").lower()
+    if "xml" in accept and "json" not in accept and "*/*" not in accept:
+        raise RempartError(Category.NOT_ACCEPTABLE, "Only application/fhir+json is supported")
+    if "xml" in headers.get("content-type", "").lower():
+        raise RempartError(Category.UNSUPPORTED_MEDIA, "Only application/fhir+json is supported")
+
+
+async def _body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _too_large(limit)
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RempartError(Category.INCORRECT, "The client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> RempartError:
+    return RempartError(Category.TOO_LARGE, f"The request body is larger than {limit} bytes")
