@@ -241,6 +241,12 @@ def test_validation_errors_do_not_echo_input(client: TestClient) -> None:
     assert response.status_code == 400
     assert "MARKER-42" not in response.text and "<script>" not in response.text
     assert any(i.get("expression") == ["Patient.birthDate"] for i in outcome_of(response)["issue"])
+    bad_code = {"resourceType": "Patient", "gender": marker}
+    response = client.post(
+        "/fhir/Patient", content=json.dumps(bad_code), headers={"content-type": FHIR}
+    )
+    assert response.status_code == 400 and "MARKER-42" not in response.text
+    assert any(i.get("expression") == ["Patient.gender"] for i in outcome_of(response)["issue"])
 
 
 def test_metadata_lists_what_works(client: TestClient) -> None:

@@ -1,10 +1,12 @@
 """Validation of FHIR R4 resources (FHIR R4 §2.1.0.1 JSON, §2.4 Validation).
 
 Rempart validates every write against the R4 definitions: structure, cardinality,
-data types, primitive formats. The work is done by ``fhirkit`` (Rust, generated
-from the official R4 specification), wrapped behind :class:`Validator` so that it
-can be replaced without touching callers. ``fhirkit`` keeps decimals as written
-(``72.50`` stays ``72.50``) both ways.
+data types, primitive formats, ids and required terminology bindings. The
+structural work is done by ``fhirkit`` (Rust, generated from the official R4
+specification), wrapped behind :class:`Validator` so that it can be replaced
+without touching callers; required bindings are checked by ``fhir/bindings.py``
+from tables derived from the R4 ValueSets (``scripts/derive_fhir_tables.py``).
+``fhirkit`` keeps decimals as written (``72.50`` stays ``72.50``) both ways.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 import fhirkit
 
 from rempart.errors import Category, Issue, RempartError
+from rempart.fhir.bindings import check_required_bindings
 
 # FHIR R4 §2.26.0.1 (id datatype): 1 to 64 of A-Z a-z 0-9 - .
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -50,6 +53,13 @@ class FhirkitValidator:
         resource = parsed.to_dict()
         if "id" in resource and not valid_id(resource["id"]):
             raise RempartError(Category.INCORRECT, "Resource id is not a valid FHIR id")
+        binding_issues = check_required_bindings(resource)
+        if binding_issues:
+            raise RempartError(
+                Category.INCORRECT,
+                "A code is outside its required value set",
+                binding_issues[:MAX_ISSUES],
+            )
         return resource
 
     def dump(self, resource: Mapping[str, Any]) -> bytes:
