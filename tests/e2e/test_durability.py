@@ -14,14 +14,12 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 
 from rempart.config import Settings
 
@@ -34,19 +32,6 @@ CRASHES = 3
 KILL_AFTER_SECONDS = 2.0
 KILL_AFTER_WRITES = 300
 Body = dict[str, Any]
-
-
-@pytest.fixture
-def server(server: ServerProcess) -> Iterator[ServerProcess]:
-    """conftest's server; each process's stderr pipe is closed here, or it leaks a warning."""
-    yield server
-    server.stop()
-    release(server)
-
-
-def release(server: ServerProcess) -> None:
-    if server.process is not None and server.process.stderr is not None:
-        server.process.stderr.close()
 
 
 def patient(id_: str, step: int) -> Body:
@@ -124,7 +109,6 @@ def write_until_killed(server: ServerProcess, prefix: str) -> list[Ledger]:
         time.sleep(0.02)
     dying.set()
     server.kill()
-    release(server)
     for client in clients:
         client.join(30)
     assert not any(client.is_alive() for client in clients)

@@ -121,19 +121,6 @@ def marker() -> str:
 
 
 @pytest.fixture
-def server(server: ServerProcess) -> Iterator[ServerProcess]:
-    """conftest's server; each process's stderr pipe is closed here, or it leaks a warning."""
-    yield server
-    stop(server)
-
-
-def stop(server: ServerProcess) -> None:
-    server.stop()
-    if server.process is not None and server.process.stderr is not None:
-        server.process.stderr.close()
-
-
-@pytest.fixture
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base + "/", timeout=10) as client:
         yield client
@@ -246,7 +233,7 @@ def test_resource_content_never_reaches_the_database_files(
     some_id = next(iter(sent))[1]
     assert files_containing(some_id.encode(), database), "the search looked at the wrong files"
     if not pg:  # once stopped, SQLite has checkpointed its WAL into the main file
-        stop(server)
+        server.stop()
         assert files_containing(marker.encode(), sqlite_files(settings)) == []
         assert files_containing(some_id.encode(), sqlite_files(settings))
 
@@ -284,7 +271,7 @@ def test_tampered_or_moved_ciphertext_is_refused(
         assert put(http, patient(id_, f"{marker}{name}")).status_code == 201
     table = Table(settings)
     if not table.pg:
-        stop(server)  # SQLite: alter the file only while no server holds it
+        server.stop()  # SQLite: alter the file only while no server holds it
     key_id, blob = table.sealed("Patient", victims["flipped"], 1)
     flipped = bytearray(blob)
     flipped[len(blob) // 2] ^= 0x01
