@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from rempart.errors import Category, RempartError
@@ -51,7 +52,13 @@ def etag(version: int) -> str:
 
 
 def http_date(moment: datetime) -> str:
-    return format_datetime(moment.replace(microsecond=0), usegmt=True)
+    return _http_date(int(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    """RFC 9110 date of a whole second; cached because formatting costs more than a read."""
+    return formatdate(seconds, usegmt=True)
 
 
 def instant(moment: datetime) -> str:

@@ -9,6 +9,7 @@ errors to OperationOutcomes happen once, for every interaction.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
@@ -98,11 +99,16 @@ class FhirApp:
     def _base(self, scope: Scope, headers: dict[str, str]) -> str:
         if self._base_url:
             return self._base_url
-        host = headers.get("host", "")
-        if not SAFE_HOST.fullmatch(host):
-            server = scope.get("server") or ("127.0.0.1", 80)
-            host = f"{server[0]}:{server[1]}"
-        return f"{scope.get('scheme', 'http')}://{host}/fhir"
+        return _base_for(scope.get("scheme", "http"), headers.get("host", ""), scope.get("server"))
+
+
+@functools.lru_cache(maxsize=256)
+def _base_for(scheme: str, host: str, server: tuple[str, int] | None) -> str:
+    """The FHIR base for links; a Host header that is not a plain host is not trusted."""
+    if not SAFE_HOST.fullmatch(host):
+        address = server or ("127.0.0.1", 80)
+        host = f"{address[0]}:{address[1]}"
+    return f"{scheme}://{host}/fhir"
 
 
 def _query(raw: bytes) -> tuple[tuple[str, str], ...]:

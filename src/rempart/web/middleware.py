@@ -5,6 +5,7 @@ Pure ASGI (no per-request objects) so that it costs almost nothing.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
@@ -35,15 +36,22 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0] != b"cache-control"]
+                # Nothing downstream sets these headers, so they are appended, not merged.
+                headers = message.get("headers", [])
                 message["headers"] = [*headers, *SECURITY_HEADERS, (b"x-request-id", request_id)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
+# A random per-process prefix and a counter: unique across processes and restarts
+# without a system call per request (request ids identify, they are not secrets).
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count(1)
+
+
 def _request_id(scope: Scope) -> bytes:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
             return bytes(value)
-    return os.urandom(16).hex().encode()
+    return f"{_PREFIX}{next(_COUNTER):012x}".encode()
