@@ -99,7 +99,9 @@ class FhirApp:
     def _base(self, scope: Scope, headers: dict[str, str]) -> str:
         if self._base_url:
             return self._base_url
-        return _base_for(scope.get("scheme", "http"), headers.get("host", ""), scope.get("server"))
+        server = scope.get("server")
+        address = (str(server[0]), int(server[1])) if server else None
+        return _base_for(scope.get("scheme", "http"), headers.get("host", ""), address)
 
 
 @functools.lru_cache(maxsize=256)
