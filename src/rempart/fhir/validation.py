@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Protocol
 
 import fhirkit
+import orjson
 
 from rempart.errors import Category, Issue, RempartError
 from rempart.fhir.bindings import check_required_bindings
@@ -48,7 +50,7 @@ class FhirkitValidator:
         _check_type(parsed.resource_type)
         errors = [i for i in parsed.issues if i.severity == "error"]
         if errors:
-            issues = [Issue(_safe(i.message), i.path[:200]) for i in errors[:MAX_ISSUES]]
+            issues = [Issue(_safe(i.message), _safe_path(i)) for i in errors[:MAX_ISSUES]]
             raise RempartError(Category.INCORRECT, "The resource is not valid FHIR R4", issues)
         resource = parsed.to_dict()
         if "id" in resource and not valid_id(resource["id"]):
@@ -63,7 +65,18 @@ class FhirkitValidator:
         return resource
 
     def dump(self, resource: Mapping[str, Any]) -> bytes:
-        return fhirkit.parse(dict(resource)).to_json().encode()
+        """Serialize a resource that ``load`` returned (so already valid)."""
+        return orjson.dumps(resource, default=_decimal)
+
+
+def _decimal(value: object) -> orjson.Fragment:
+    """Decimals as written: ``0.00000010`` stays so (``str`` would give ``1.0E-7``)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        exponent = value.as_tuple().exponent
+        return orjson.Fragment(
+            format(value, "f") if isinstance(exponent, int) and exponent <= 0 else str(value)
+        )
+    raise TypeError("not JSON serializable")
 
 
 def _parse(data: bytes | Mapping[str, Any]) -> fhirkit.Resource:
@@ -85,9 +98,25 @@ def _check_type(resource_type: str) -> None:
         raise RempartError(Category.INCORRECT, "Unknown or missing resourceType")
 
 
-_QUOTED = re.compile(r'"[^"]*"')
+_KEYWORD = re.compile(
+    r"\b(is not|is outside|expected|unknown|required|only one|an empty|must|not allowed)\b"
+)
+_POSITION = re.compile(r"line \d+, column \d+")
 
 
 def _safe(message: str) -> str:
-    """Drop quoted values from a validator message: they are the caller's input."""
-    return _QUOTED.sub('"…"', message)[:300]
+    """A validator message without the caller's input: values come before the verdict
+    ("<value> is not a valid date"), so keep the verdict only, and never quoted text."""
+    match = _KEYWORD.search(message)
+    verdict = message[match.start() :] if match else "invalid value"
+    verdict = re.sub(r'"[^"]*"|`[^`]*`', "…", verdict)[:200]
+    position = _POSITION.match(message)
+    return f"{position[0]}: {verdict}" if position else verdict
+
+
+def _safe_path(issue: fhirkit.Issue) -> str:
+    """An unknown element's name is the caller's input: report where it was, not its name."""
+    path = issue.path
+    if "unknown element" in issue.message:
+        path = path.rpartition(".")[0] or path.partition("[")[0]
+    return path[:200]

@@ -26,13 +26,17 @@ def check_type(type_: str | None) -> str:
 
 
 def check_id(id_: str | None) -> str:
-    if not valid_id(id_):
+    # "." and ".." are valid FHIR ids but turn into path traversal in clients' URLs.
+    if not valid_id(id_) or id_ in (".", ".."):
         raise RempartError(Category.INCORRECT, "Invalid resource id")
     return str(id_)
 
 
+DIGITS = re.compile(r"[0-9]{1,9}")
+
+
 def check_version(version: str | None) -> int:
-    if version is None or not version.isdigit() or len(version) > 9:
+    if version is None or not DIGITS.fullmatch(version):
         raise RempartError(Category.NOT_FOUND, "Unknown version")
     return int(version)
 

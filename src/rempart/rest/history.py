@@ -14,7 +14,7 @@ import orjson
 
 from rempart.errors import Category, RempartError
 from rempart.fhir.dates import parse_instant, parse_period
-from rempart.rest.common import check_id, check_type, etag, instant
+from rempart.rest.common import DIGITS, check_id, check_type, etag, instant
 from rempart.rest.context import Context
 from rempart.rest.http import FHIR_JSON, FhirRequest, FhirResponse
 from rempart.storage.ports import HistoryQuery, StoredVersion
@@ -48,7 +48,7 @@ def _query(ctx: Context, request: FhirRequest) -> HistoryQuery:
 def _count(ctx: Context, value: str | None) -> int:
     if value is None:
         return ctx.limits.default_count
-    if not value.isdigit() or len(value) > 6:
+    if not DIGITS.fullmatch(value):
         raise RempartError(Category.INCORRECT, "_count must be a non-negative integer")
     return max(1, min(int(value), ctx.limits.max_count))
 

@@ -25,6 +25,7 @@ PREFIX = "/fhir/"
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 SAFE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 WITH_BODY = {"POST", "PUT", "PATCH"}
+DIGITS = re.compile(r"[0-9]{1,15}")
 
 
 class Routes:
@@ -143,7 +144,7 @@ def _negotiate(headers: dict[str, str], query: tuple[tuple[str, str], ...]) -> N
 
 async def _body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
     declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (not DIGITS.fullmatch(declared) or int(declared) > limit):
         raise _too_large(limit)
     chunks, size, more = [], 0, True
     while more:
