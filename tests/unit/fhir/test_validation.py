@@ -55,3 +55,23 @@ def test_messages_do_not_quote_the_input() -> None:
         validator.load(b'{"resourceType":"Patient","birthDate":"<b>SECRET</b>"}')
     text = " ".join(i.message for i in caught.value.issues)
     assert "SECRET" not in text and "birthDate" in (caught.value.issues[0].path or "")
+
+
+@pytest.mark.parametrize(
+    "text", [b"0.00000010", b"0.0000000", b"72.50", b"1000", b"-3.14159265358979323846"]
+)
+def test_decimals_are_written_back_exactly(text: bytes) -> None:
+    raw = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+        b'"valueQuantity":{"value":' + text + b"}}"
+    )
+    assert b'"value":' + text + b"}" in validator.dump(validator.load(raw))
+
+
+def test_unknown_elements_and_values_are_not_echoed() -> None:
+    raw = b'{"resourceType":"Patient","SECRETNAME":1,"multipleBirthInteger":98765432198765}'
+    with pytest.raises(RempartError) as caught:
+        validator.load(raw)
+    text = " ".join(f"{i.message} {i.path}" for i in caught.value.issues)
+    assert "SECRETNAME" not in text and "98765432198765" not in text
+    assert {i.path for i in caught.value.issues} == {"Patient", "Patient.multipleBirthInteger"}
