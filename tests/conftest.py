@@ -92,6 +92,7 @@ class ServerProcess:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     log: Path = Path("/dev/null")
+    workers: int = 1
 
     @property
     def base(self) -> str:
@@ -109,6 +110,8 @@ class ServerProcess:
             str(self.port),
             "--data-dir",
             str(self.settings.storage.data_dir),
+            "--workers",
+            str(self.workers),
         ]
         if self.settings.storage.database_url:
             cmd += ["--database", self.settings.storage.database_url]

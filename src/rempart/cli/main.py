@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from rempart.cli import demo, keys
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
+from rempart.storage.open import open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +72,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     os.environ["REMPART_DATA_DIR"] = str(settings.storage.data_dir)
     if settings.storage.database_url:
         os.environ["REMPART_DATABASE_URL"] = settings.storage.database_url
+    # Keys, schema and database file exist before workers start, so that they never
+    # race to create them; an unreachable database is reported here, clearly.
+    asyncio.run(_prepare(settings))
     uvicorn.run(
         "rempart.web.factory:app_from_env" if args.workers > 1 else _app(settings),
         factory=args.workers > 1,
@@ -79,9 +83,16 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level=args.log_level,
         server_header=False,
+        # No proxy in front yet: never take the client address from X-Forwarded-For.
+        proxy_headers=False,
         env_file=None,
     )
     return 0
+
+
+async def _prepare(settings: Settings) -> None:
+    store = await open_store(settings)
+    await store.close()
 
 
 def _app(settings: Settings) -> ASGIApp:

@@ -69,13 +69,15 @@ def instant(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def version_headers(request: FhirRequest, stored: StoredVersion) -> dict[str, str]:
-    location = f"{request.base_url}/{stored.type}/{stored.id}/_history/{stored.version}"
-    return {
-        "etag": etag(stored.version),
-        "last-modified": http_date(stored.last_updated),
-        "content-location": location,
-    }
+def version_headers(
+    request: FhirRequest, stored: StoredVersion, *, location: bool = True
+) -> dict[str, str]:
+    """ETag and Last-Modified, and the version's URL unless asked not to (plain reads)."""
+    headers = {"etag": etag(stored.version), "last-modified": http_date(stored.last_updated)}
+    if location:
+        path = f"{stored.type}/{stored.id}/_history/{stored.version}"
+        headers["content-location"] = f"{request.base_url}/{path}"
+    return headers
 
 
 def found(stored: StoredVersion | None) -> StoredVersion:

@@ -10,7 +10,7 @@ from rempart.rest.http import FHIR_JSON, FhirRequest, FhirResponse
 async def read(ctx: Context, request: FhirRequest) -> FhirResponse:
     type_, id_ = check_type(request.type), check_id(request.id)
     stored = found(await ctx.store.read(type_, id_))
-    headers = version_headers(request, stored)
+    headers = version_headers(request, stored, location=False)
     if not_modified(request, stored):
         return FhirResponse(304, None, headers)
     return FhirResponse(200, stored.body, {"content-type": FHIR_JSON, **headers})

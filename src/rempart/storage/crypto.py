@@ -62,9 +62,17 @@ class KeyRing:
 
     @classmethod
     def open(cls, path: Path) -> KeyRing:
-        """Load the key ring file, creating it (0600, in a 0700 folder) on first start."""
+        """Load the key ring file, creating it (0600, in a 0700 folder) on first start.
+
+        Creation is exclusive: when several worker processes start at once, exactly one
+        ring is created and every process reads that one.
+        """
         if not path.exists():
-            _write_ring(path, {"k1": secrets.token_bytes(32)}, "k1")
+            ring = {
+                "active": "k1",
+                "keys": {"k1": base64.b64encode(secrets.token_bytes(32)).decode()},
+            }
+            create_exclusive(path, json.dumps(ring).encode())
         keys, active = _read_ring(path)
         return cls(keys, active, path)
 
@@ -128,12 +136,31 @@ def _read_ring(path: Path) -> tuple[dict[str, bytes], str]:
 
 
 def _write_ring(path: Path, keys: dict[str, bytes], active: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Replace the ring atomically (rotation); readers see the old or the new file."""
     encoded = {kid: base64.b64encode(key).decode() for kid, key in keys.items()}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"active": active, "keys": encoded}, handle)
+    tmp = _private_temp(path, json.dumps({"active": active, "keys": encoded}).encode())
+    os.replace(tmp, path)
+
+
+def create_exclusive(path: Path, content: bytes) -> bool:
+    """Create ``path`` (0600, folder 0700) with ``content`` unless it exists; never a
+    half-written file: the content is written aside, then linked into place."""
+    tmp = _private_temp(path, content)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
+
+
+def _private_temp(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    return tmp

@@ -1,7 +1,8 @@
 """``create_app(settings)``: the whole application, wired explicitly in one place.
 
 The request path (design.md) is assembled here in a fixed order:
-security headers and request id → (authentication, authorization, rate limits and
+security headers and request id (added by the FHIR endpoint itself for ``/fhir``,
+by ``SecurityHeaders`` for the rest) → (authentication, authorization, rate limits and
 audit will be inserted here, not registered as optional plugins) → the FHIR
 endpoint for ``/fhir/…``, Starlette for everything else (health, later the console).
 """
@@ -21,12 +22,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rempart.config import Settings
+from rempart.errors import Category, RempartError
 from rempart.fhir.validation import FhirkitValidator
 from rempart.rest import create, delete, history, patch, read, update, vread
 from rempart.rest.context import Context
 from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.metadata import Metadata
 from rempart.rest.paging import CursorSigner
+from rempart.storage.crypto import create_exclusive
 from rempart.storage.open import open_keyring, open_store
 from rempart.web.errors import http_exception, server_error
 from rempart.web.fhir_app import PREFIX, FhirApp, Routes
@@ -76,7 +79,7 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )
-    return SecurityHeaders(Dispatch(fhir, other))
+    return Dispatch(fhir, SecurityHeaders(other))
 
 
 class Dispatch:
@@ -100,8 +103,8 @@ def _cursor_key(settings: Settings) -> bytes:
     """The key signing paging cursors: shared by all processes on one data directory."""
     path: Path = settings.storage.data_dir / "keys" / "cursor.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(FileExistsError), open(path, "xb") as handle:
-            path.chmod(0o600)
-            handle.write(secrets.token_bytes(32))
-    return path.read_bytes()
+        create_exclusive(path, secrets.token_bytes(32))
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise RempartError(Category.FAULT, "The paging cursor key file is damaged")
+    return key

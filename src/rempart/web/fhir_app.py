@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from rempart.errors import Category, RempartError
 from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.web.errors import error_parts, unexpected_parts
+from rempart.web.middleware import SECURITY_HEADERS, request_id_of
 
 Interaction = Callable[[FhirRequest], Awaitable[FhirResponse]]
 PREFIX = "/fhir/"
@@ -63,6 +64,8 @@ class FhirApp:
         self._base_url = base_url.rstrip("/") if base_url else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
         try:
             response = await self._handle(scope, receive)
             status, headers, body = response.status, response.headers, response.body
@@ -71,6 +74,8 @@ class FhirApp:
         except Exception as exc:  # noqa: BLE001 - the last guard: never a stack trace out
             status, headers, body = unexpected_parts(exc)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw += SECURITY_HEADERS
+        raw.append((b"x-request-id", request_id))
         raw.append((b"content-length", str(len(body) if body else 0).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body or b""})
@@ -81,7 +86,8 @@ class FhirApp:
         interaction = self._routes.table.get((method, shape))
         if interaction is None:
             raise _no_route(shape, method, self._routes)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # ASGI servers give header names in lower case already.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         query = _query(scope["query_string"])
         _negotiate(headers, query)
         body = await _body(receive, headers, self._max_body) if method in WITH_BODY else b""

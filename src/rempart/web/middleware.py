@@ -22,7 +22,11 @@ SECURITY_HEADERS = [
 
 
 class SecurityHeaders:
-    """Adds the security headers and an ``X-Request-Id`` to every answer."""
+    """Adds the security headers and an ``X-Request-Id`` to every answer.
+
+    The FHIR endpoint adds the same headers itself (``fhir_app.py``), without the
+    cost of wrapping ``send``; this middleware covers everything else.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,7 +35,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
 
         async def send_with_headers(message: Message) -> None:
@@ -50,7 +54,8 @@ _PREFIX = os.urandom(8).hex()
 _COUNTER = itertools.count(1)
 
 
-def _request_id(scope: Scope) -> bytes:
+def request_id_of(scope: Scope) -> bytes:
+    """The caller's X-Request-Id when it is well-formed, else a new one."""
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
             return bytes(value)

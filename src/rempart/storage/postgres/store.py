@@ -60,7 +60,11 @@ class PostgresStore:
         )
         try:
             await pool.open(wait=True, timeout=10)
-            async with pool.connection() as conn:
+            async with pool.connection() as conn, conn.transaction():
+                # Workers starting together would race on CREATE SCHEMA IF NOT EXISTS.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('rempart-schema', 0))"
+                )
                 await conn.execute(SCHEMA.format(schema=schema))
         except (psycopg.Error, TimeoutError) as exc:
             await pool.close()

@@ -66,7 +66,8 @@ class SqliteStore:
         # One cursor for point reads: they run to completion on the event loop without
         # yielding, so reuse is safe and saves an allocation per request.
         self._point = self._reader.cursor()
-        self._writer = GroupCommitWriter(lambda: connect(path), max_group)
+        lock = path.with_name(path.name + ".write-lock")
+        self._writer = GroupCommitWriter(lambda: connect(path), max_group, lock)
 
     async def read(self, type_: str, id_: str) -> StoredVersion | None:
         row = self._point.execute(LATEST_SQL, (type_, id_)).fetchone()

@@ -9,11 +9,14 @@ acknowledged write survives a crash (``synchronous=FULL``).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from rempart.errors import Category, RempartError
@@ -23,7 +26,10 @@ _STOP = object()
 
 
 class GroupCommitWriter:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], max_group: int) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], max_group: int, lock_path: Path
+    ) -> None:
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._connect = connect
         self._max_group = max_group
@@ -38,6 +44,7 @@ class GroupCommitWriter:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
+        os.close(self._lock_fd)
 
     def _run(self) -> None:
         conn = self._connect()
@@ -65,6 +72,9 @@ class GroupCommitWriter:
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        # Several server processes (--workers) each have a writer: a blocking file lock
+        # queues them, where SQLite's own busy handler would sleep and retry with backoff.
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
             outcomes = [_apply(conn, job) for job, _ in group]
@@ -73,6 +83,8 @@ class GroupCommitWriter:
             _rollback(conn)
             failure = RempartError(Category.UNAVAILABLE, "The database is unavailable")
             outcomes = [(False, failure)] * len(group)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         for (_, future), (ok, value) in zip(group, outcomes, strict=True):
             if ok:
                 future.set_result(value)
