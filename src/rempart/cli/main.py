@@ -83,6 +83,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level=args.log_level,
         server_header=False,
+        access_log=False,
         # No proxy in front yet: never take the client address from X-Forwarded-For.
         proxy_headers=False,
         env_file=None,
