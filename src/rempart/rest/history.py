@@ -19,7 +19,9 @@ from rempart.rest.context import Context
 from rempart.rest.http import FHIR_JSON, FhirRequest, FhirResponse
 from rempart.storage.ports import HistoryQuery, StoredVersion
 
-KNOWN = {"_since", "_at", "_count", "_cursor", "_format"}
+FILTERS = {"_since", "_at", "_count"}
+"""What a history query is: kept in paging links and bound into cursors."""
+KNOWN = {*FILTERS, "_cursor", "_format"}
 
 
 async def history(ctx: Context, request: FhirRequest) -> FhirResponse:
@@ -55,17 +57,17 @@ def _count(ctx: Context, value: str | None) -> int:
 
 def _scope(request: FhirRequest) -> str:
     """What a cursor is bound to: the path and the filters, not the page position."""
-    filters = [(k, v) for k, v in request.query if k in {"_since", "_at", "_count"}]
+    filters = [(k, v) for k, v in request.query if k in FILTERS]
     return f"history|{request.type}|{request.id}|{urlencode(filters)}"
 
 
 def _bundle(
     ctx: Context, request: FhirRequest, query: HistoryQuery, rows: list[StoredVersion]
 ) -> bytes:
-    links = [{"relation": "self", "url": _url(request, None, ctx)}]
+    links = [{"relation": "self", "url": _url(request, None)}]
     if len(rows) == query.count:
         next_cursor = ctx.cursors.issue(_scope(request), rows[-1].seq)
-        links.append({"relation": "next", "url": _url(request, next_cursor, ctx)})
+        links.append({"relation": "next", "url": _url(request, next_cursor)})
     bundle = {
         "resourceType": "Bundle",
         "type": "history",
@@ -75,9 +77,9 @@ def _bundle(
     return orjson.dumps(bundle)
 
 
-def _url(request: FhirRequest, cursor: str | None, ctx: Context) -> str:
+def _url(request: FhirRequest, cursor: str | None) -> str:
     path = "/".join(p for p in (request.type, request.id, "_history") if p)
-    params = [(k, v) for k, v in request.query if k in {"_since", "_at", "_count"}]
+    params = [(k, v) for k, v in request.query if k in FILTERS]
     if cursor:
         params.append(("_cursor", cursor))
     return f"{request.base_url}/{path}" + (f"?{urlencode(params)}" if params else "")

@@ -7,9 +7,21 @@ Adapters read the latest row inside their write transaction and ask
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rempart.errors import Category, RempartError
-from rempart.storage.ports import HistoryQuery, WriteRequest, from_micros, now_micros, to_micros
+from rempart.storage.crypto import KeyRing, Sealed, aad
+from rempart.storage.ports import (
+    HistoryQuery,
+    StoredVersion,
+    WriteRequest,
+    from_micros,
+    now_micros,
+    to_micros,
+)
+
+COLUMNS = "seq, type, id, version, last_updated, key_id, body"
+"""The columns every adapter selects for :func:`open_row`, in this order."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,31 @@ def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
         params.append(query.before_seq)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     sql = (
-        "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "  # noqa: S608 - fixed columns, values bound
+        f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608 - fixed columns, values bound
         f"{clause} ORDER BY seq DESC LIMIT ?"
     )
     return sql, [*params, query.count]
+
+
+def seal_body(
+    keys: KeyRing, type_: str, id_: str, version: int, body: bytes | None
+) -> tuple[str | None, bytes | None]:
+    """``(key_id, blob)`` to store for a body; a deletion stores neither."""
+    if body is None:
+        return None, None
+    sealed = keys.seal(body, aad(type_, id_, version))
+    return sealed.key_id, sealed.blob
+
+
+def reseal(keys: KeyRing, version: StoredVersion) -> tuple[str | None, bytes | None]:
+    """Seal a stored version again under the active key (key rotation)."""
+    return seal_body(keys, version.type, version.id, version.version, version.body)
+
+
+def open_row(keys: KeyRing, row: tuple[Any, ...]) -> StoredVersion:
+    """A row of :data:`COLUMNS` as a version, its body decrypted and checked."""
+    seq, type_, id_, version, last_updated, key_id, blob = row
+    body = None
+    if blob is not None:
+        body = keys.open_sealed(Sealed(key_id, bytes(blob)), aad(type_, id_, version))
+    return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq)

@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from rempart.errors import Category, RempartError
-from rempart.storage.crypto import KeyRing, Sealed, aad
+from rempart.storage.crypto import KeyRing
 from rempart.storage.ports import (
     HistoryQuery,
     StoredVersion,
@@ -21,7 +21,14 @@ from rempart.storage.ports import (
     WriteResult,
     from_micros,
 )
-from rempart.storage.versioning import Latest, history_sql, plan_write
+from rempart.storage.versioning import (
+    COLUMNS,
+    Latest,
+    history_sql,
+    open_row,
+    plan_write,
+    seal_body,
+)
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -38,7 +45,6 @@ CREATE TABLE IF NOT EXISTS {schema}.resource_version (
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_version (type, seq);
 """
-COLUMNS = "seq, type, id, version, last_updated, key_id, body"
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -77,7 +83,7 @@ class PostgresStore:
             "ORDER BY version DESC LIMIT 1",
             (type_, id_),
         )
-        return self._version(row) if row else None
+        return open_row(self._keys, row) if row else None
 
     async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
         row = await self._one(
@@ -85,7 +91,7 @@ class PostgresStore:
             "WHERE type = %s AND id = %s AND version = %s",
             (type_, id_, version),
         )
-        return self._version(row) if row else None
+        return open_row(self._keys, row) if row else None
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
         text, params = history_sql(query)
@@ -95,7 +101,7 @@ class PostgresStore:
                 rows = await cursor.fetchall()
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
-        return [self._version(row) for row in rows]
+        return [open_row(self._keys, row) for row in rows]
 
     async def write(self, request: WriteRequest) -> WriteResult:
         try:
@@ -115,7 +121,7 @@ class PostgresStore:
                 )
                 rows = await cursor.fetchall()
                 for row in rows:
-                    await self._reseal(conn, self._version(row))
+                    await self._reseal(conn, open_row(self._keys, row))
             if not rows:
                 return total
             total += len(rows)
@@ -145,8 +151,10 @@ class PostgresStore:
         latest = Latest(row[3], row[4], row[6] is None) if row else None
         plan = plan_write(latest, request)
         if plan is None:
-            return WriteResult(self._version(row) if row else None, created=False, changed=False)
-        key_id, blob = self._seal(request.type, request.id, plan.version, plan.body)
+            return WriteResult(
+                open_row(self._keys, row) if row else None, created=False, changed=False
+            )
+        key_id, blob = seal_body(self._keys, request.type, request.id, plan.version, plan.body)
         await conn.execute(
             "UPDATE resource_version SET superseded = %s "
             "WHERE type = %s AND id = %s AND version = %s",
@@ -169,24 +177,13 @@ class PostgresStore:
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
 
     async def _reseal(self, conn: psycopg.AsyncConnection[Any], version: StoredVersion) -> None:
-        key_id, blob = self._seal(version.type, version.id, version.version, version.body)
+        key_id, blob = seal_body(
+            self._keys, version.type, version.id, version.version, version.body
+        )
         await conn.execute(
             "UPDATE resource_version SET key_id = %s, body = %s WHERE seq = %s",
             (key_id, blob, version.seq),
         )
-
-    def _seal(self, type_: str, id_: str, version: int, body: bytes | None) -> tuple[Any, Any]:
-        if body is None:
-            return None, None
-        sealed = self._keys.seal(body, aad(type_, id_, version))
-        return sealed.key_id, sealed.blob
-
-    def _version(self, row: tuple[Any, ...]) -> StoredVersion:
-        seq, type_, id_, version, last_updated, key_id, blob = row
-        body = None
-        if blob is not None:
-            body = self._keys.open_sealed(Sealed(key_id, bytes(blob)), aad(type_, id_, version))
-        return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq)
 
 
 def _pg(text: str) -> str:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from rempart.errors import Category, RempartError
-from rempart.storage.crypto import KeyRing, Sealed, aad
+from rempart.storage.crypto import KeyRing
 from rempart.storage.ports import (
     HistoryQuery,
     StoredVersion,
@@ -22,7 +21,14 @@ from rempart.storage.ports import (
     from_micros,
 )
 from rempart.storage.sqlite.writer import GroupCommitWriter
-from rempart.storage.versioning import Latest, history_sql, plan_write
+from rempart.storage.versioning import (
+    COLUMNS,
+    Latest,
+    history_sql,
+    open_row,
+    plan_write,
+    seal_body,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -40,11 +46,11 @@ CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, 
 """
 
 LATEST_SQL = (
-    "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+    f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
     "WHERE type = ? AND id = ? ORDER BY version DESC LIMIT 1"
 )
 VREAD_SQL = (
-    "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+    f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
     "WHERE type = ? AND id = ? AND version = ?"
 )
 
@@ -71,15 +77,15 @@ class SqliteStore:
 
     async def read(self, type_: str, id_: str) -> StoredVersion | None:
         row = self._point.execute(LATEST_SQL, (type_, id_)).fetchone()
-        return self._version(row) if row else None
+        return open_row(self._keys, row) if row else None
 
     async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
         row = self._point.execute(VREAD_SQL, (type_, id_, version)).fetchone()
-        return self._version(row) if row else None
+        return open_row(self._keys, row) if row else None
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
         sql, params = history_sql(query)
-        return [self._version(row) for row in self._reader.execute(sql, params)]
+        return [open_row(self._keys, row) for row in self._reader.execute(sql, params)]
 
     async def write(self, request: WriteRequest) -> WriteResult:
         future = self._writer.submit(lambda conn: self._write(conn, request))
@@ -104,8 +110,10 @@ class SqliteStore:
         latest = Latest(row[3], row[4], row[6] is None) if row else None
         plan = plan_write(latest, request)
         if plan is None:
-            return WriteResult(self._version(row) if row else None, created=False, changed=False)
-        sealed = self._seal(request.type, request.id, plan.version, plan.body)
+            return WriteResult(
+                open_row(self._keys, row) if row else None, created=False, changed=False
+            )
+        sealed = seal_body(self._keys, request.type, request.id, plan.version, plan.body)
         conn.execute(
             "UPDATE resource_version SET superseded = ? WHERE type = ? AND id = ? AND version = ?",
             (plan.last_updated, request.type, request.id, plan.version - 1),
@@ -125,33 +133,22 @@ class SqliteStore:
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
 
-    def _seal(self, type_: str, id_: str, version: int, body: bytes | None) -> tuple[Any, Any]:
-        if body is None:
-            return None, None
-        sealed = self._keys.seal(body, aad(type_, id_, version))
-        return sealed.key_id, sealed.blob
-
     def _rewrap(self, conn: sqlite3.Connection, batch: int) -> int:
         rows = conn.execute(
-            "SELECT seq, type, id, version, last_updated, key_id, body FROM resource_version "
+            f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
             "WHERE body IS NOT NULL AND key_id != ? LIMIT ?",
             (self._keys.active, batch),
         ).fetchall()
         for row in rows:
-            version = self._version(row)
-            key_id, blob = self._seal(version.type, version.id, version.version, version.body)
+            version = open_row(self._keys, row)
+            key_id, blob = seal_body(
+                self._keys, version.type, version.id, version.version, version.body
+            )
             conn.execute(
                 "UPDATE resource_version SET key_id = ?, body = ? WHERE seq = ?",
                 (key_id, blob, version.seq),
             )
         return len(rows)
-
-    def _version(self, row: tuple[Any, ...]) -> StoredVersion:
-        seq, type_, id_, version, last_updated, key_id, blob = row
-        body = None
-        if blob is not None:
-            body = self._keys.open_sealed(Sealed(key_id, blob), aad(type_, id_, version))
-        return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq)
 
 
 def _init_schema(path: Path) -> None:
