@@ -121,13 +121,17 @@ def load_resource(ctx: Context, request: FhirRequest, type_: str) -> dict[str, A
 def renderer(ctx: Context, resource: dict[str, Any], id_: str) -> Render:
     """Stamps id and meta.versionId/lastUpdated, then serializes (decimals kept)."""
 
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+
     def render(version: int, moment: datetime) -> bytes:
         meta = {
             **resource.get("meta", {}),
             "versionId": str(version),
             "lastUpdated": instant(moment),
         }
-        return ctx.validator.dump({**resource, "id": id_, "meta": meta})
+        # resourceType, id and meta first, as FHIR JSON is conventionally written.
+        head = {"resourceType": resource["resourceType"], "id": id_, "meta": meta}
+        return ctx.validator.dump({**head, **rest})
 
     return render
 
