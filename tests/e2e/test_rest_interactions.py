@@ -181,10 +181,28 @@ def test_history_entries_and_filters(client: TestClient) -> None:
     client.delete("/fhir/Patient/p1")
     history = client.get("/fhir/Patient/p1/_history").json()
     methods = [e["request"]["method"] for e in history["entry"]]
-    assert methods == ["DELETE", "PUT", "POST"]
+    assert methods == ["DELETE", "PUT", "PUT"]
+    assert [e["response"]["status"] for e in history["entry"]] == [
+        "204 No Content",
+        "200 OK",
+        "201 Created",
+    ]
+    created = client.post(
+        "/fhir/Patient", content=b'{"resourceType":"Patient"}', headers={"content-type": FHIR}
+    ).json()["id"]
+    client.patch(
+        f"/fhir/Patient/{created}",
+        content=b'[{"op":"add","path":"/active","value":true}]',
+        headers={"content-type": "application/json-patch+json"},
+    )
+    entries = client.get(f"/fhir/Patient/{created}/_history").json()["entry"]
+    assert [(e["request"]["method"], e["request"]["url"]) for e in entries] == [
+        ("PATCH", f"Patient/{created}"),
+        ("POST", "Patient"),
+    ]
     assert "resource" not in history["entry"][0]
     assert client.get("/fhir/_history?_since=2999-01-01").json()["entry"] == []
-    assert len(client.get("/fhir/_history?_since=2000").json()["entry"]) == 3
+    assert len(client.get("/fhir/_history?_since=2000").json()["entry"]) == 5
     assert client.get("/fhir/_history?_since=yesterday").status_code == 400
     assert client.get("/fhir/_history?_at=2000-01").json()["entry"] == []
     assert client.get("/fhir/_history?_count=x").status_code == 400

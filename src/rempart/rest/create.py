@@ -21,7 +21,7 @@ async def create(ctx: Context, request: FhirRequest) -> FhirResponse:
         )
     resource = load_resource(ctx, request, type_)
     id_ = str(uuid.uuid4())
-    write = WriteRequest(type_, id_, renderer(ctx, resource, id_), create_only=True)
+    write = WriteRequest(type_, id_, renderer(ctx, resource, id_), create_only=True, method="POST")
     result = await ctx.store.write(write)
     assert result.version is not None  # a create always writes a version
     return written(request, result.version, 201)

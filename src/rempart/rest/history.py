@@ -87,9 +87,10 @@ def _url(request: FhirRequest, cursor: str | None) -> str:
 
 def _entry(request: FhirRequest, row: StoredVersion) -> dict[str, Any]:
     url = f"{row.type}/{row.id}"
-    method, status = ("PUT", "200 OK") if row.version > 1 else ("POST", "201 Created")
+    method = row.method
+    status = "201 Created" if row.version == 1 and method in ("POST", "PUT") else "200 OK"
     if row.deleted:
-        method, status = "DELETE", "204 No Content"
+        status = "204 No Content"
     entry: dict[str, Any] = {"fullUrl": f"{request.base_url}/{url}"}
     if row.body is not None:
         entry["resource"] = orjson.Fragment(row.body)

@@ -37,7 +37,9 @@ async def patch(ctx: Context, request: FhirRequest) -> FhirResponse:
         ) from None
     if resource.get("resourceType") != type_ or resource.get("id") != id_:
         raise RempartError(Category.UNPROCESSABLE, "A patch may not change the resource type or id")
-    write = WriteRequest(type_, id_, renderer(ctx, resource, id_), expected_version=current.version)
+    write = WriteRequest(
+        type_, id_, renderer(ctx, resource, id_), expected_version=current.version, method="PATCH"
+    )
     try:
         result = await ctx.store.write(write)
     except RempartError as exc:

@@ -26,6 +26,8 @@ class StoredVersion:
     last_updated: datetime
     body: bytes | None
     seq: int = 0
+    method: str = "PUT"
+    """The interaction that wrote it: POST, PUT, PATCH or DELETE."""
 
     @property
     def deleted(self) -> bool:
@@ -44,6 +46,8 @@ class WriteRequest:
     """If-Match: the write happens only if the current version is this one."""
     create_only: bool = False
     """Fail with a conflict if the resource already exists (server-assigned ids)."""
+    method: str = "PUT"
+    """The interaction, recorded with the version for history (DELETE when render is None)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from rempart.storage.ports import (
     to_micros,
 )
 
-COLUMNS = "seq, type, id, version, last_updated, key_id, body"
+COLUMNS = "seq, type, id, version, last_updated, key_id, body, method"
 """The columns every adapter selects for :func:`open_row`, in this order."""
 
 
@@ -38,6 +38,7 @@ class Plan:
     version: int
     last_updated: int
     body: bytes | None
+    method: str
 
 
 def plan_write(latest: Latest | None, request: WriteRequest) -> Plan | None:
@@ -53,7 +54,7 @@ def plan_write(latest: Latest | None, request: WriteRequest) -> Plan | None:
     version = latest.version + 1 if latest else 1
     moment = now_micros(latest.last_updated if latest else 0)
     body = request.render(version, from_micros(moment)) if request.render else None
-    return Plan(version, moment, body)
+    return Plan(version, moment, body, "DELETE" if request.render is None else request.method)
 
 
 def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
@@ -98,8 +99,8 @@ def reseal(keys: KeyRing, version: StoredVersion) -> tuple[str | None, bytes | N
 
 def open_row(keys: KeyRing, row: tuple[Any, ...]) -> StoredVersion:
     """A row of :data:`COLUMNS` as a version, its body decrypted and checked."""
-    seq, type_, id_, version, last_updated, key_id, blob = row
+    seq, type_, id_, version, last_updated, key_id, blob, method = row
     body = None
     if blob is not None:
         body = keys.open_sealed(Sealed(key_id, bytes(blob)), aad(type_, id_, version))
-    return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq)
+    return StoredVersion(type_, id_, version, from_micros(last_updated), body, seq, method)

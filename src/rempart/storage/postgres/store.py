@@ -27,6 +27,7 @@ from rempart.storage.versioning import (
     history_sql,
     open_row,
     plan_write,
+    reseal,
     seal_body,
 )
 
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS {schema}.resource_version (
     superseded   BIGINT,
     key_id       TEXT,
     body         BYTEA,
+    method       TEXT    NOT NULL,
     UNIQUE (type, id, version)
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_version (type, seq);
@@ -161,9 +163,9 @@ class PostgresStore:
             (plan.last_updated, request.type, request.id, plan.version - 1),
         )
         cursor = await conn.execute(
-            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
-            (request.type, request.id, plan.version, plan.last_updated, key_id, blob),
+            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body, method) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING seq",
+            (request.type, request.id, plan.version, plan.last_updated, key_id, blob, plan.method),
         )
         seq_row = await cursor.fetchone()
         stored = StoredVersion(
@@ -173,13 +175,12 @@ class PostgresStore:
             from_micros(plan.last_updated),
             plan.body,
             seq_row[0] if seq_row else 0,
+            plan.method,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
 
     async def _reseal(self, conn: psycopg.AsyncConnection[Any], version: StoredVersion) -> None:
-        key_id, blob = seal_body(
-            self._keys, version.type, version.id, version.version, version.body
-        )
+        key_id, blob = reseal(self._keys, version)
         await conn.execute(
             "UPDATE resource_version SET key_id = %s, body = %s WHERE seq = %s",
             (key_id, blob, version.seq),

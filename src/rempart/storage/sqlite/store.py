@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS resource_version (
     superseded   INTEGER,
     key_id       TEXT,
     body         BLOB,
+    method       TEXT    NOT NULL,
     UNIQUE (type, id, version)
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, seq);
@@ -119,9 +120,9 @@ class SqliteStore:
             (plan.last_updated, request.type, request.id, plan.version - 1),
         )
         cursor = conn.execute(
-            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (request.type, request.id, plan.version, plan.last_updated, *sealed),
+            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body, method) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (request.type, request.id, plan.version, plan.last_updated, *sealed, plan.method),
         )
         stored = StoredVersion(
             request.type,
@@ -130,6 +131,7 @@ class SqliteStore:
             from_micros(plan.last_updated),
             plan.body,
             cursor.lastrowid or 0,
+            plan.method,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
 
