@@ -1,9 +1,7 @@
-"""The two bodies of the FHIR ``patch`` interaction, as pure functions.
-
-* JSON Patch, RFC 6902, applied with the ``jsonpatch`` library
-  (FHIR R4 RESTful API, http://hl7.org/fhir/R4/http.html#patch).
-* FHIRPath Patch: a ``Parameters`` resource of ``operation`` parameters
-  (FHIR R4 FHIRPath Patch, http://hl7.org/fhir/R4/fhirpatch.html).
+"""FHIRPath Patch, one of the two bodies of the FHIR ``patch`` interaction: a
+``Parameters`` resource of ``operation`` parameters (FHIR R4 FHIRPath Patch,
+http://hl7.org/fhir/R4/fhirpatch.html). JSON Patch is in ``json_patch.py``; the
+error helpers here serve both.
 
 A malformed body is INCORRECT (400); a well-formed patch that cannot be applied to
 this resource is UNPROCESSABLE (422). Messages name the operation by its index and
@@ -21,15 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 import fhirkit
-import jsonpatch
 
 from rempart.errors import Category, Issue, RempartError
 from rempart.fhir import fhirpath_locate as locate
 
-__all__ = ["apply_fhirpath_patch", "apply_json_patch"]
+__all__ = ["apply_fhirpath_patch"]
 
 
-def _error(
+def patch_error(
     category: Category, text: str, index: int | None = None, path: str | None = None
 ) -> RempartError:
     message = text if index is None else f"operation {index}: {text}"
@@ -37,85 +34,20 @@ def _error(
 
 
 def _param_error(category: Category, text: str, index: int) -> RempartError:
-    return _error(category, text, index, f"Parameters.parameter[{index}]")
+    return patch_error(category, text, index, f"Parameters.parameter[{index}]")
 
 
-def _checked_result(original: dict[str, Any], patched: Any) -> dict[str, Any]:
+def checked_result(original: dict[str, Any], patched: Any) -> dict[str, Any]:
     if not isinstance(patched, dict):
-        raise _error(Category.UNPROCESSABLE, "the patch result is not a resource")
+        raise patch_error(Category.UNPROCESSABLE, "the patch result is not a resource")
     # A resource's type is its identity on this server; a patch is not a way to change it.
     if patched.get("resourceType") != original.get("resourceType"):
-        raise _error(Category.UNPROCESSABLE, "a patch must not change the resource type")
+        raise patch_error(Category.UNPROCESSABLE, "a patch must not change the resource type")
     return patched
 
 
-def _too_deep() -> RempartError:
-    return _error(Category.INCORRECT, "the patch document is nested too deeply")
-
-
-# --- JSON Patch (RFC 6902) ------------------------------------------------------------
-
-# The members each operation needs besides "op" and "path" (RFC 6902 §4).
-_JSON_OPS: dict[str, tuple[str, ...]] = {
-    "add": ("value",),
-    "remove": (),
-    "replace": ("value",),
-    "move": ("from",),
-    "copy": ("from",),
-    "test": ("value",),
-}
-
-
-def apply_json_patch(resource: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Apply an RFC 6902 JSON Patch to a copy of ``resource`` and return the copy."""
-    # jsonpatch accepts any iterable and reports errors in its own words; checking the
-    # shape first gives the caller one short, input-free message per case.
-    if not isinstance(patch, list):
-        raise _error(Category.INCORRECT, "a JSON Patch body must be an array of operations")
-    for index, operation in enumerate(patch):
-        _check_json_op(operation, index)
-    try:
-        doc: Any = copy.deepcopy(resource)
-        for index, operation in enumerate(patch):
-            doc = _apply_json_op(doc, operation, index)
-    except RecursionError:
-        raise _too_deep() from None
-    return _checked_result(resource, doc)
-
-
-def _check_json_op(operation: Any, index: int) -> None:
-    name = operation.get("op") if isinstance(operation, dict) else None
-    if not isinstance(name, str) or name not in _JSON_OPS:
-        raise _error(Category.INCORRECT, "not an operation with a known 'op'", index)
-    needed = _JSON_OPS[name]
-    for member in ("path", "from") if "from" in needed else ("path",):
-        if not _is_pointer(operation.get(member)):
-            raise _error(Category.INCORRECT, f"'{member}' is not a JSON Pointer", index)
-    if "value" in needed and "value" not in operation:
-        raise _error(Category.INCORRECT, "'value' is missing", index)
-
-
-def _is_pointer(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        jsonpatch.JsonPointer(value)
-    except jsonpatch.JsonPointerException:
-        return False
-    return True
-
-
-def _apply_json_op(doc: Any, operation: dict[str, Any], index: int) -> Any:
-    # One operation at a time, so that a failure names its operation; ``doc`` is our
-    # private copy, so in-place changes are safe and a failure simply discards it.
-    try:
-        return jsonpatch.JsonPatch([operation]).apply(doc, in_place=True)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise _error(Category.UNPROCESSABLE, "test failed", index) from exc
-    except jsonpatch.InvalidJsonPatch as exc:
-        raise _error(Category.INCORRECT, "invalid operation", index) from exc
-    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as exc:
-        raise _error(Category.UNPROCESSABLE, "path does not apply here", index) from exc
+def too_deep() -> RempartError:
+    return patch_error(Category.INCORRECT, "the patch document is nested too deeply")
 
 
 # --- FHIRPath Patch: the Parameters document -----------------------------------------
@@ -151,10 +83,10 @@ class _Operation:
 
 def _operations(parameters: Any) -> list[_Operation]:
     if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
-        raise _error(Category.INCORRECT, "a FHIRPath Patch body must be a Parameters resource")
+        raise patch_error(Category.INCORRECT, "a FHIRPath Patch body must be a Parameters resource")
     entries = parameters.get("parameter", [])
     if not isinstance(entries, list):
-        raise _error(Category.INCORRECT, "Parameters.parameter must be an array")
+        raise patch_error(Category.INCORRECT, "Parameters.parameter must be an array")
     return [_operation(entry, index) for index, entry in enumerate(entries)]
 
 
@@ -289,8 +221,8 @@ def apply_fhirpath_patch(resource: dict[str, Any], parameters: Any) -> dict[str,
             _HANDLERS[operation.kind](doc, operation)
         _prune(doc)
     except RecursionError:
-        raise _too_deep() from None
-    return _checked_result(resource, doc)
+        raise too_deep() from None
+    return checked_result(resource, doc)
 
 
 def _add(doc: dict[str, Any], operation: _Operation) -> None:

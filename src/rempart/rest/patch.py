@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from rempart.errors import Category, RempartError
-from rempart.fhir.patch import apply_fhirpath_patch, apply_json_patch
+from rempart.fhir.json_patch import apply_json_patch
+from rempart.fhir.patch import apply_fhirpath_patch
 from rempart.rest.common import JSON_TYPES, check_id, check_type, found, if_match, renderer, written
 from rempart.rest.context import Context
 from rempart.rest.http import FhirRequest, FhirResponse

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rempart.errors import Category, RempartError
-from rempart.fhir.patch import apply_fhirpath_patch, apply_json_patch
+from rempart.fhir.json_patch import apply_json_patch
+from rempart.fhir.patch import apply_fhirpath_patch
 
 SECRET = "s3cr3t-caller-value"
 
