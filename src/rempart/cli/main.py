@@ -60,7 +60,7 @@ def _server_options(command: argparse.ArgumentParser) -> None:
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    if not ipaddress.ip_address(_resolve(args.host)).is_loopback:
+    if not _is_loopback(args.host):
         # No authentication yet: the API must not be reachable from the network.
         print(
             "rempart: refusing to bind a non-loopback address before authentication exists",
@@ -102,5 +102,10 @@ def _app(settings: Settings) -> ASGIApp:
     return create_app(settings)
 
 
-def _resolve(host: str) -> str:
-    return "127.0.0.1" if host == "localhost" else host
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only literal loopback addresses are accepted
+        return False
