@@ -9,7 +9,9 @@ open. Keys live outside the database: a key ring file created on first start wit
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import logging
 import os
 import secrets
 import threading
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rempart.errors import Category, RempartError
 
+log = logging.getLogger("rempart.storage")
 NONCE_BYTES = 12
 RELOAD_CHECK_SECONDS = 1.0
 
@@ -105,8 +108,13 @@ class KeyRing:
         if self._path is None or time.monotonic() < self._next_check:
             return
         self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
-        if self._path.stat().st_mtime_ns != self._mtime:
-            self.reload()
+        try:
+            if self._path.stat().st_mtime_ns != self._mtime:
+                self.reload()
+        except (OSError, ValueError, KeyError, RempartError):
+            # A key file being rewritten or damaged must not stop writes: keep the
+            # keys already loaded, and say so; the next check tries again.
+            log.warning("data key file unreadable; keeping the keys already loaded")
 
     def reload(self) -> None:
         if self._path is None:
@@ -121,10 +129,16 @@ class KeyRing:
         """Add a new key and make it active; old keys stay to open old rows."""
         if self._path is None:
             raise RempartError(Category.INCORRECT, "An operator-given key cannot be rotated")
-        keys, _ = _read_ring(self._path)
-        kid = f"k{max(int(k[1:]) for k in keys) + 1}"
-        keys[kid] = secrets.token_bytes(32)
-        _write_ring(self._path, keys, kid)
+        lock = self._path.with_name(self._path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # two rotations at once would both make "k2"
+            keys, _ = _read_ring(self._path)
+            kid = f"k{max(int(k[1:]) for k in keys) + 1}"
+            keys[kid] = secrets.token_bytes(32)
+            _write_ring(self._path, keys, kid)
+        finally:
+            os.close(fd)
         self.reload()
         return kid
 

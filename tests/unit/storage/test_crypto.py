@@ -48,3 +48,28 @@ def test_operator_key_from_env() -> None:
         KeyRing.from_env("not base64!")
     with pytest.raises(RempartError):
         KeyRing.from_env(base64.b64encode(b"short").decode())
+
+
+def test_a_damaged_key_file_keeps_the_loaded_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "k.json"
+    ring = KeyRing.open(path)
+    good = path.read_text()
+    path.write_text(good[:20])
+    monkeypatch.setattr("rempart.storage.crypto.RELOAD_CHECK_SECONDS", 0.0)
+    ring._next_check = 0.0
+    sealed = ring.seal(b"still", b"ad")  # does not raise: old keys kept
+    assert ring.open_sealed(sealed, b"ad") == b"still"
+    path.write_text(good)
+
+
+def test_concurrent_rotations_make_distinct_keys(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "k.json"
+    KeyRing.open(path)
+    with ThreadPoolExecutor(4) as pool:
+        kids = list(pool.map(lambda _: KeyRing.open(path).rotate(), range(4)))
+    assert sorted(kids) == ["k2", "k3", "k4", "k5"]
+    assert KeyRing.open(path).active == "k5"

@@ -10,6 +10,7 @@ acknowledged write survives a crash (``synchronous=FULL``).
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
@@ -22,6 +23,7 @@ from typing import Any
 from rempart.errors import Category, RempartError
 
 Job = Callable[[sqlite3.Connection], Any]
+log = logging.getLogger("rempart.storage")
 _STOP = object()
 
 
@@ -71,7 +73,26 @@ class GroupCommitWriter:
         return group
 
     def _commit_group(self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        # A write whose caller gave up (cancelled) before it started is not applied;
+        # once running, a future can no longer be cancelled, so results always land.
+        group = [(job, future) for job, future in group if future.set_running_or_notify_cancel()]
+        if not group:
+            return
+        try:
+            outcomes = self._run_group(conn, group)
+        except Exception:  # the thread must survive anything: it is every write's only path
+            log.exception("SQLite write group failed")
+            _rollback(conn)
+            outcomes = [(False, RempartError(Category.FAULT, "Internal error"))] * len(group)
+        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _run_group(
+        self, conn: sqlite3.Connection, group: list[tuple[Job, Future[Any]]]
+    ) -> list[tuple[bool, Any]]:
         # Several server processes (--workers) each have a writer: a blocking file lock
         # queues them, where SQLite's own busy handler would sleep and retry with backoff.
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
@@ -82,23 +103,23 @@ class GroupCommitWriter:
         except sqlite3.Error:
             _rollback(conn)
             failure = RempartError(Category.UNAVAILABLE, "The database is unavailable")
-            outcomes = [(False, failure)] * len(group)
+            return [(False, failure)] * len(group)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        return outcomes
 
 
 def _apply(conn: sqlite3.Connection, job: Job) -> tuple[bool, Any]:
+    """One write inside its own SAVEPOINT: its failure undoes it alone."""
     conn.execute("SAVEPOINT w")
     try:
         result = job(conn)
-    except RempartError as exc:
+    except Exception as exc:
         conn.execute("ROLLBACK TO w")
         conn.execute("RELEASE w")
+        if not isinstance(exc, RempartError):
+            log.error("SQLite write failed", exc_info=exc)
+            exc = RempartError(Category.FAULT, "Internal error")
         return False, exc
     conn.execute("RELEASE w")
     return True, result
