@@ -66,6 +66,9 @@ class ServerSettings:
     """TCP port."""
     base_url: str | None = None
     """Public base of the FHIR API used in links; default from the request."""
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    """Host header names served (any port); the base_url's host is added. Others get
+    400, which stops DNS rebinding: a web page cannot reach the API under its own name."""
 
 
 @dataclass(frozen=True)

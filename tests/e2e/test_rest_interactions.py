@@ -84,6 +84,9 @@ def test_conditional_reads(client: TestClient) -> None:
     created = put(client, "Patient/p1", patient("p1"))
     assert client.get("/fhir/Patient/p1", headers={"if-none-match": 'W/"1"'}).status_code == 304
     assert client.get("/fhir/Patient/p1", headers={"if-none-match": 'W/"0"'}).status_code == 200
+    assert client.get("/fhir/Patient/p1", headers={"if-none-match": "*"}).status_code == 304
+    listed = 'W/"0", W/"1"'
+    assert client.get("/fhir/Patient/p1", headers={"if-none-match": listed}).status_code == 304
     later = created.headers["last-modified"]
     assert client.get("/fhir/Patient/p1", headers={"if-modified-since": later}).status_code == 304
     old = "Mon, 01 Jan 2001 00:00:00 GMT"
@@ -316,3 +319,14 @@ def test_json_patch_keeps_decimal_precision(client: TestClient) -> None:
         headers={"content-type": "application/json-patch+json"},
     )
     assert response.status_code == 200 and b'"value":98.60' in response.content
+
+
+def test_only_requests_naming_this_server_are_served(client: TestClient) -> None:
+    # DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not reach the API.
+    for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example", ""):
+        answer = client.get("/fhir/metadata", headers={"host": host})
+        assert answer.status_code == 400 and outcome_of(answer)
+        assert "evil" not in answer.text
+    for host in ("127.0.0.1", "127.0.0.1:8080", "localhost:8080", "[::1]:8080", "LOCALHOST"):
+        assert client.get("/fhir/metadata", headers={"host": host}).status_code == 200
+    assert client.get("/healthz", headers={"host": "evil.example"}).status_code == 400

@@ -73,6 +73,8 @@ def _offset(tz: str | None) -> timedelta:
         return timedelta(0)
     sign = -1 if tz[0] == "-" else 1
     hours, minutes = int(tz[1:3]), int(tz[4:6])
+    if hours > 14 or minutes > 59:
+        raise ValueError("time zone offset out of range")
     return sign * timedelta(hours=hours, minutes=minutes)
 
 

@@ -102,6 +102,7 @@ _KEYWORD = re.compile(
     r"\b(is not|is outside|expected|unknown|required|only one|an empty|must|not allowed)\b"
 )
 _POSITION = re.compile(r"line \d+, column \d+")
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*")
 
 
 def _safe(message: str) -> str:
@@ -119,4 +120,10 @@ def _safe_path(issue: fhirkit.Issue) -> str:
     path = issue.path
     if "unknown element" in issue.message:
         path = path.rpartition(".")[0] or path.partition("[")[0]
-    return path[:200]
+    # A key may itself contain dots: stop at the first segment that is not an element.
+    kept = []
+    for segment in path.split("."):
+        if not _SEGMENT.fullmatch(segment):
+            break
+        kept.append(segment)
+    return ".".join(kept)[:200]

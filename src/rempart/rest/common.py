@@ -94,9 +94,10 @@ def found(stored: StoredVersion | None) -> StoredVersion:
 def not_modified(request: FhirRequest, stored: StoredVersion) -> bool:
     """If-None-Match / If-Modified-Since on reads (FHIR R4 §3.1.0.2, conditional read)."""
     none_match = request.header("if-none-match")
-    if none_match is not None:
-        match = ETAG.fullmatch(none_match.strip())
-        return match is not None and int(match.group(1)) == stored.version
+    if none_match is not None:  # RFC 9110 §13.1.2: "*" or a list of entity tags
+        tags = [tag.strip() for tag in none_match.split(",")]
+        versions = {int(m.group(1)) for tag in tags if (m := ETAG.fullmatch(tag))}
+        return "*" in tags or stored.version in versions
     since = request.header("if-modified-since")
     if since is None:
         return False

@@ -64,7 +64,7 @@ def _scope(request: FhirRequest) -> str:
 def _bundle(
     ctx: Context, request: FhirRequest, query: HistoryQuery, rows: list[StoredVersion]
 ) -> bytes:
-    links = [{"relation": "self", "url": _url(request, None)}]
+    links = [{"relation": "self", "url": _url(request, request.param("_cursor"))}]
     if len(rows) == query.count:
         next_cursor = ctx.cursors.issue(_scope(request), rows[-1].seq)
         links.append({"relation": "next", "url": _url(request, next_cursor)})

@@ -13,6 +13,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,7 +34,7 @@ from rempart.storage.crypto import create_exclusive
 from rempart.storage.open import open_keyring, open_store
 from rempart.web.errors import http_exception, server_error
 from rempart.web.fhir_app import PREFIX, FhirApp, Routes
-from rempart.web.middleware import SecurityHeaders
+from rempart.web.middleware import HostGuard, SecurityHeaders
 
 Handler = Callable[[Context, FhirRequest], Awaitable[FhirResponse]]
 
@@ -79,7 +80,7 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )
-    return Dispatch(fhir, SecurityHeaders(other))
+    return HostGuard(Dispatch(fhir, SecurityHeaders(other)), _allowed_hosts(settings))
 
 
 class Dispatch:
@@ -93,6 +94,13 @@ class Dispatch:
             await self.fhir(scope, receive, send)
         else:
             await self.other(scope, receive, send)
+
+
+def _allowed_hosts(settings: Settings) -> list[str]:
+    hosts = list(settings.server.allowed_hosts)
+    if settings.server.base_url:
+        hosts.append(urlsplit(settings.server.base_url).hostname or "")
+    return hosts
 
 
 async def healthz(request: Request) -> Response:

@@ -8,8 +8,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rempart.errors import Category, RempartError
+from rempart.web.errors import error_parts
 
 REQUEST_ID = re.compile(rb"[A-Za-z0-9\-_.]{8,64}")
 SECURITY_HEADERS = [
@@ -60,3 +64,32 @@ def request_id_of(scope: Scope) -> bytes:
         if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
             return bytes(value)
     return f"{_PREFIX}{next(_COUNTER):012x}".encode()
+
+
+class HostGuard:
+    """Serves only requests whose Host names this server (DNS rebinding defence)."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(name.lower() for name in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _host_name(scope) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        status, headers, body = error_parts(RempartError(Category.INCORRECT, "Unknown host"))
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        raw += [*SECURITY_HEADERS, (b"x-request-id", request_id_of(scope))]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _host_name(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            host: str = bytes(value).decode("latin-1").lower()
+            if host.startswith("["):  # [::1]:8080
+                return host[1 : host.find("]")] if "]" in host else host
+            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return ""

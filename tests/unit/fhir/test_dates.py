@@ -35,7 +35,17 @@ def test_periods_follow_precision(value: str, start: datetime, end: datetime) ->
 
 
 @pytest.mark.parametrize(
-    "value", ["", "yesterday", "2024-13", "2024-02-30", "0000", "9999", "2024-1-1"]
+    "value",
+    [
+        "",
+        "yesterday",
+        "2024-13",
+        "2024-02-30",
+        "0000",
+        "9999",
+        "2024-1-1",
+        "2024-01-01T00:00:00+99:99",
+    ],
 )
 def test_invalid_dates_are_400(value: str) -> None:
     with pytest.raises(RempartError) as caught:

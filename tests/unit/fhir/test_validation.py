@@ -75,3 +75,11 @@ def test_unknown_elements_and_values_are_not_echoed() -> None:
     text = " ".join(f"{i.message} {i.path}" for i in caught.value.issues)
     assert "SECRETNAME" not in text and "98765432198765" not in text
     assert {i.path for i in caught.value.issues} == {"Patient", "Patient.multipleBirthInteger"}
+
+
+def test_dotted_unknown_keys_are_not_echoed() -> None:
+    with pytest.raises(RempartError) as caught:
+        validator.load(b'{"resourceType":"Patient","<b>.EVILMARKER":1}')
+    assert all(
+        "<b>" not in (i.path or "") and "EVIL" not in (i.path or "") for i in caught.value.issues
+    )
