@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 from rempart.errors import Category, RempartError
 from rempart.storage.crypto import KeyRing
@@ -73,20 +75,37 @@ class SqliteStore:
         # One cursor for point reads: they run to completion on the event loop without
         # yielding, so reuse is safe and saves an allocation per request.
         self._point = self._reader.cursor()
+        # Scans (history) may take long: they run in a worker thread on their own
+        # connection, one at a time, so that the event loop keeps serving.
+        self._scanner = connect(path, readonly=True)
+        self._scan_lock = threading.Lock()
         lock = path.with_name(path.name + ".write-lock")
         self._writer = GroupCommitWriter(lambda: connect(path), max_group, lock)
 
     async def read(self, type_: str, id_: str) -> StoredVersion | None:
-        row = self._point.execute(LATEST_SQL, (type_, id_)).fetchone()
-        return open_row(self._keys, row) if row else None
+        return self._point_read(LATEST_SQL, (type_, id_))
 
     async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
-        row = self._point.execute(VREAD_SQL, (type_, id_, version)).fetchone()
-        return open_row(self._keys, row) if row else None
+        return self._point_read(VREAD_SQL, (type_, id_, version))
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
         sql, params = history_sql(query)
-        return [open_row(self._keys, row) for row in self._reader.execute(sql, params)]
+        return await asyncio.to_thread(self._scan, sql, params)
+
+    def _point_read(self, sql: str, params: tuple[Any, ...]) -> StoredVersion | None:
+        try:
+            row = self._point.execute(sql, params).fetchone()
+        except sqlite3.Error:
+            raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from None
+        return open_row(self._keys, row) if row else None
+
+    def _scan(self, sql: str, params: list[object]) -> list[StoredVersion]:
+        try:
+            with self._scan_lock:
+                rows = self._scanner.execute(sql, params).fetchall()
+        except sqlite3.Error:
+            raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from None
+        return [open_row(self._keys, row) for row in rows]
 
     async def write(self, request: WriteRequest) -> WriteResult:
         future = self._writer.submit(lambda conn: self._write(conn, request))
@@ -105,6 +124,7 @@ class SqliteStore:
         self._writer.close()
         self._point.close()
         self._reader.close()
+        self._scanner.close()
 
     def _write(self, conn: sqlite3.Connection, request: WriteRequest) -> WriteResult:
         row = conn.execute(LATEST_SQL, (request.type, request.id)).fetchone()
