@@ -210,6 +210,7 @@ def test_history_entries_and_filters(client: TestClient) -> None:
     assert client.get("/fhir/_history?_at=2000-01").json()["entry"] == []
     assert client.get("/fhir/_history?_count=x").status_code == 400
     assert client.get("/fhir/_history?name=x").status_code == 400
+    assert client.get("/fhir/Patient/never-was/_history").status_code == 404
 
 
 def test_bad_input_gets_operation_outcomes(client: TestClient) -> None:

@@ -13,6 +13,8 @@ from rempart.config import Settings
 from rempart.storage.crypto import RELOAD_CHECK_SECONDS
 from rempart.storage.open import open_keyring, open_store
 
+MAX_PASSES = 5
+
 
 async def rotate(settings: Settings) -> int:
     ring = open_keyring(settings)
@@ -21,9 +23,14 @@ async def rotate(settings: Settings) -> int:
     try:
         count = await store.rewrap()
         # Running servers switch to the new key within RELOAD_CHECK_SECONDS; rows they
-        # sealed with the old key meanwhile are caught by a second pass after that.
-        await asyncio.sleep(2 * RELOAD_CHECK_SECONDS)
-        count += await store.rewrap()
+        # sealed with the old key meanwhile (or commit late) are caught by later passes,
+        # until one finds nothing left.
+        for _ in range(MAX_PASSES):
+            await asyncio.sleep(2 * RELOAD_CHECK_SECONDS)
+            done = await store.rewrap()
+            count += done
+            if done == 0:
+                break
     finally:
         await store.close()
     print(json.dumps({"active_key": new_key, "rows_reencrypted": count}))
