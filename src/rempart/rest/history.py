@@ -27,9 +27,9 @@ KNOWN = {*FILTERS, "_cursor", "_format"}
 async def history(ctx: Context, request: FhirRequest) -> FhirResponse:
     query = _query(ctx, request)
     versions = await ctx.store.history(query)
-    if not versions and query.id is not None and query.type is not None:
-        if await ctx.store.read(query.type, query.id) is None:
-            raise RempartError(Category.NOT_FOUND, "Resource not found")
+    instance = query.id is not None and query.type is not None
+    if not versions and instance and await ctx.store.read(str(query.type), str(query.id)) is None:
+        raise RempartError(Category.NOT_FOUND, "Resource not found")
     return FhirResponse(200, _bundle(ctx, request, query, versions), {"content-type": FHIR_JSON})
 
 
