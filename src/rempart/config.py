@@ -102,4 +102,8 @@ def load_settings(
     limits = LimitSettings(
         max_body_bytes=int(env.get("REMPART_MAX_BODY_BYTES", LimitSettings.max_body_bytes)),
     )
-    return Settings(storage=storage, crypto=crypto, limits=limits)
+    server = ServerSettings(base_url=env.get("REMPART_BASE_URL") or None)
+    if env.get("REMPART_ALLOWED_HOSTS"):
+        hosts = tuple(h.strip() for h in env["REMPART_ALLOWED_HOSTS"].split(",") if h.strip())
+        server = replace(server, allowed_hosts=hosts)
+    return Settings(storage=storage, crypto=crypto, limits=limits, server=server)
