@@ -80,9 +80,6 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
-    def with_storage(self, **changes: object) -> Settings:
-        return replace(self, storage=replace(self.storage, **changes))  # type: ignore[arg-type]
-
 
 def load_settings(
     env: Mapping[str, str] | None = None,

@@ -81,11 +81,3 @@ class RempartError(Exception):
     @property
     def issue_code(self) -> str:
         return self.code or ISSUE_CODES[self.category]
-
-
-def incorrect(message: str, issues: list[Issue] | None = None) -> RempartError:
-    return RempartError(Category.INCORRECT, message, issues or [])
-
-
-def not_found(message: str = "Resource not found") -> RempartError:
-    return RempartError(Category.NOT_FOUND, message)
