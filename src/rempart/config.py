@@ -54,6 +54,14 @@ class LimitSettings:
     """Page size when the caller gives no ``_count``."""
     max_count: int = 500
     """Largest page size a caller may ask for."""
+    max_included: int = 1000
+    """Most resources ``_include``/``_revinclude`` add to one page."""
+    include_depth: int = 3
+    """Most rounds of ``:iterate`` includes."""
+    chain_depth: int = 3
+    """Most levels of chained parameters and nested ``_has``."""
+    max_bundle_entries: int = 1000
+    """Most entries in a batch or transaction Bundle (413 beyond)."""
 
 
 @dataclass(frozen=True)

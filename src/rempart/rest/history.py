@@ -46,11 +46,11 @@ def _query(ctx: Context, request: FhirRequest) -> HistoryQuery:
         since=parse_instant(since) if since else None,
         at=parse_period(at) if at else None,
         before_seq=ctx.cursors.read(_scope(request), cursor) if cursor else None,
-        count=_count(ctx, request.param("_count")),
+        count=count_of(ctx, request.param("_count")),
     )
 
 
-def _count(ctx: Context, value: str | None) -> int:
+def count_of(ctx: Context, value: str | None) -> int:
     if value is None:
         return ctx.limits.default_count
     if not DIGITS.fullmatch(value):

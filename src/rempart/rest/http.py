@@ -19,6 +19,8 @@ class FhirRequest:
     type: str | None = None
     id: str | None = None
     version: str | None = None
+    target: str | None = None
+    """The third path segment: a compartment's member type or ``*``, or an operation."""
     query: tuple[tuple[str, str], ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     """Lower-case names."""

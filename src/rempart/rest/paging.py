@@ -1,4 +1,4 @@
-"""Opaque, signed paging cursors for history (and later search) bundles.
+"""Opaque, signed paging cursors for history and search bundles.
 
 A cursor names the sequence number below which the next page starts; it is bound
 to the request path and signed with HMAC-SHA256, so a caller can neither forge
@@ -21,24 +21,37 @@ class CursorSigner:
         self._key = key
 
     def issue(self, scope: str, position: int) -> str:
-        payload = str(position).encode()
-        return f"{_b64(payload)}.{_b64(self._tag(scope, payload))}"
+        return self.issue_text(scope, str(position))
 
     def read(self, scope: str, cursor: str) -> int:
+        try:
+            return int(self.read_text(scope, cursor))
+        except ValueError:
+            raise _invalid() from None
+
+    def issue_text(self, scope: str, text: str) -> str:
+        payload = text.encode()
+        return f"{_b64(payload)}.{_b64(self._tag(scope, payload))}"
+
+    def read_text(self, scope: str, cursor: str) -> str:
         try:
             encoded, tag = cursor.split(".", 1)
             payload = _unb64(encoded)
             valid = hmac.compare_digest(_unb64(tag), self._tag(scope, payload))
-            position = int(payload)
-        except ValueError:
+            text = payload.decode("ascii")
+        except ValueError:  # UnicodeDecodeError and binascii.Error are ValueErrors
             valid = False
         if not valid:
-            raise RempartError(Category.INCORRECT, "Invalid paging cursor")
-        return position
+            raise _invalid()
+        return text
 
     def _tag(self, scope: str, payload: bytes) -> bytes:
         message = scope.encode() + b"\x00" + payload
         return hmac.new(self._key, message, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def _invalid() -> RempartError:
+    return RempartError(Category.INCORRECT, "Invalid paging cursor")
 
 
 def _b64(data: bytes) -> str:

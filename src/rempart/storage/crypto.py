@@ -178,3 +178,13 @@ def _private_temp(path: Path, content: bytes) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     return tmp
+
+
+def secret_file(path: Path, what: str) -> bytes:
+    """A 32-byte secret kept in ``path``, created (0600, exclusively) on first use."""
+    if not path.exists():
+        create_exclusive(path, secrets.token_bytes(32))
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise RempartError(Category.FAULT, f"The {what} key file is damaged")
+    return key

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from rempart.config import Settings
 from rempart.errors import Category, RempartError
-from rempart.storage.crypto import KeyRing
+from rempart.storage.crypto import KeyRing, secret_file
+from rempart.storage.index import BlindIndex
 from rempart.storage.ports import ResourceStore
 
 
@@ -21,18 +22,31 @@ def open_keyring(settings: Settings) -> KeyRing:
     return KeyRing.open(path)
 
 
+def open_blind_index(settings: Settings) -> BlindIndex:
+    """The key of the blind index of person identifiers, kept beside the data keys."""
+    folder = (
+        settings.crypto.key_file.parent
+        if settings.crypto.key_file
+        else settings.storage.data_dir / "keys"
+    )
+    return BlindIndex(secret_file(folder / "index.key", "blind index"))
+
+
 async def open_store(settings: Settings, keys: KeyRing | None = None) -> ResourceStore:
     keys = keys or open_keyring(settings)
+    blind = open_blind_index(settings)
     url = settings.storage.url
     if url.startswith("sqlite:///"):
         from rempart.storage.sqlite import SqliteStore
 
         return SqliteStore(
-            Path(url.removeprefix("sqlite:///")), keys, settings.storage.group_commit_max
+            Path(url.removeprefix("sqlite:///")), keys, blind, settings.storage.group_commit_max
         )
     if url.startswith(("postgresql://", "postgres://")):
         from rempart.storage.postgres import PostgresStore
 
         storage = settings.storage
-        return await PostgresStore.open(url, keys, storage.postgres_schema, storage.pool_size)
+        return await PostgresStore.open(
+            url, keys, blind, storage.postgres_schema, storage.pool_size
+        )
     raise RempartError(Category.FAULT, "Unsupported database URL (sqlite:/// or postgresql://)")

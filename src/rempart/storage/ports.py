@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from rempart.fhir.search.query import SearchQuery
+
 Render = Callable[[int, datetime], bytes]
 """Builds the stored JSON of a new version from its number and lastUpdated."""
 
@@ -48,6 +50,9 @@ class WriteRequest:
     """Fail with a conflict if the resource already exists (server-assigned ids)."""
     method: str = "PUT"
     """The interaction, recorded with the version for history (DELETE when render is None)."""
+    guard: SearchQuery | None = None
+    """Conditional writes: fail with a conflict if this query matches a resource at write
+    time (a conditional create found nothing when planned; nothing may have appeared)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,32 @@ class HistoryQuery:
     count: int = 50
 
 
+@dataclass(frozen=True)
+class SearchRequest:
+    """One page of a search, evaluated as of ``as_of`` (µs) so that pages agree."""
+
+    query: SearchQuery
+    as_of: int
+    after_seq: int | None = None
+    """Default order: the page starts after this sequence number."""
+    before_seq: int | None = None
+    """Default order, paging backwards: the page ends before this sequence number."""
+    offset: int = 0
+    """With ``_sort``: how many sorted matches come before this page."""
+    with_total: bool = False
+    include_limit: int = 1000
+    include_depth: int = 3
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    matches: list[StoredVersion]
+    included: list[StoredVersion]
+    total: int | None
+    more: bool
+    """More matches follow this page."""
+
+
 class ResourceStore(Protocol):
     """Versioned resource storage."""
 
@@ -85,8 +116,17 @@ class ResourceStore(Protocol):
     async def write(self, request: WriteRequest) -> WriteResult:
         """Apply one write atomically; raises RempartError for a failed precondition."""
 
+    async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        """Apply writes in order, all or nothing (a transaction Bundle)."""
+
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
         """Versions matching the query, newest first, at most ``query.count``."""
+
+    async def search(self, request: SearchRequest) -> SearchResult:
+        """A page of matches with its includes and, if asked, the total."""
+
+    async def matching(self, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
+        """``(type, id)`` of at most ``limit`` current resources matching (conditionals)."""
 
     async def rewrap(self, batch: int = 500) -> int:
         """Re-encrypt rows not under the active data key; return how many."""

@@ -10,9 +10,7 @@ endpoint for ``/fhir/…``, Starlette for everything else (health, later the con
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -23,32 +21,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rempart.config import Settings
-from rempart.errors import Category, RempartError
 from rempart.fhir.validation import FhirkitValidator
-from rempart.rest import create, delete, history, patch, read, update, vread
 from rempart.rest.context import Context
 from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.metadata import Metadata
 from rempart.rest.paging import CursorSigner
-from rempart.storage.crypto import create_exclusive
+from rempart.rest.routes import INTERACTIONS, Handler
+from rempart.storage.crypto import secret_file
 from rempart.storage.open import open_keyring, open_store
 from rempart.web.errors import http_exception, server_error
 from rempart.web.fhir_app import PREFIX, FhirApp, Routes
 from rempart.web.middleware import HostGuard, SecurityHeaders
-
-Handler = Callable[[Context, FhirRequest], Awaitable[FhirResponse]]
-
-INTERACTIONS: list[tuple[str, str, Handler]] = [
-    ("GET", "_history", history.history),
-    ("GET", "T/_history", history.history),
-    ("POST", "T", create.create),
-    ("GET", "T/I", read.read),
-    ("PUT", "T/I", update.update),
-    ("DELETE", "T/I", delete.delete),
-    ("PATCH", "T/I", patch.patch),
-    ("GET", "T/I/_history", history.history),
-    ("GET", "T/I/_history/V", vread.vread),
-]
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -90,7 +73,8 @@ class Dispatch:
         self.fhir, self.other = fhir, other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith(PREFIX) or path == PREFIX[:-1]):
             await self.fhir(scope, receive, send)
         else:
             await self.other(scope, receive, send)
@@ -109,10 +93,4 @@ async def healthz(request: Request) -> Response:
 
 def _cursor_key(settings: Settings) -> bytes:
     """The key signing paging cursors: shared by all processes on one data directory."""
-    path: Path = settings.storage.data_dir / "keys" / "cursor.key"
-    if not path.exists():
-        create_exclusive(path, secrets.token_bytes(32))
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise RempartError(Category.FAULT, "The paging cursor key file is damaged")
-    return key
+    return secret_file(settings.storage.data_dir / "keys" / "cursor.key", "paging cursor")

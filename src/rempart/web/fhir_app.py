@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from rempart.errors import Category, RempartError
 from rempart.rest.http import FhirRequest, FhirResponse
+from rempart.rest.routes import shape_of
 from rempart.web.errors import error_parts, unexpected_parts
 from rempart.web.middleware import SECURITY_HEADERS, request_id_of
 
@@ -37,24 +38,6 @@ class Routes:
 
     def add(self, method: str, shape: str, interaction: Interaction) -> None:
         self.table[(method, shape)] = interaction
-
-
-def shape_of(parts: list[str]) -> tuple[str, dict[str, str]]:
-    """``["Patient", "1", "_history", "2"]`` → ``("T/I/_history/V", {...})``."""
-    if len(parts) == 1:
-        if parts[0] in ("metadata", "_history"):
-            return parts[0], {}
-        return "T", {"type": parts[0]}
-    if len(parts) == 2:
-        if parts[1] == "_history":
-            return "T/_history", {"type": parts[0]}
-        return "T/I", {"type": parts[0], "id": parts[1]}
-    if len(parts) in (3, 4) and parts[2] == "_history":
-        names = {"type": parts[0], "id": parts[1]}
-        if len(parts) == 4:
-            return "T/I/_history/V", {**names, "version": parts[3]}
-        return "T/I/_history", names
-    return "?", {}
 
 
 class FhirApp:
@@ -97,6 +80,7 @@ class FhirApp:
             names.get("type"),
             names.get("id"),
             names.get("version"),
+            names.get("target"),
             query,
             headers,
             body,

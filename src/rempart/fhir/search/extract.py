@@ -189,6 +189,7 @@ class TokenValue:
     param: str
     system: str | None
     code: str
+    text: str | None = None  # normalized display and CodeableConcept.text, for ``:text``
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +299,26 @@ def _tokens(code: str, node: Any) -> Iterator[IndexValue]:
         yield TokenValue(code, None, node)
     elif isinstance(node, dict):
         if "coding" in node:
+            concept_text = node.get("text")
             for coding in _as_list(node["coding"]):
-                yield from _tokens(code, coding)
+                yield from _coding(code, coding, concept_text)
         key = "code" if "code" in node else "value"  # Coding; Identifier, ContactPoint
         value, system = node.get(key), node.get("system")
         if isinstance(value, str):
-            yield TokenValue(code, system if isinstance(system, str) else None, value)
+            text = _token_text(node.get("display"), None)
+            yield TokenValue(code, system if isinstance(system, str) else None, value, text)
+
+
+def _coding(code: str, coding: Any, concept_text: Any) -> Iterator[IndexValue]:
+    if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+        system = coding.get("system")
+        text = _token_text(coding.get("display"), concept_text)
+        yield TokenValue(code, system if isinstance(system, str) else None, coding["code"], text)
+
+
+def _token_text(display: Any, concept_text: Any) -> str | None:
+    texts = [t for t in (concept_text, display) if isinstance(t, str)]
+    return normalize(" ".join(texts)) if texts else None
 
 
 def _references(code: str, node: Any) -> Iterator[IndexValue]:

@@ -13,14 +13,20 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from rempart.errors import Category, RempartError
+from rempart.fhir.search.query import SearchQuery
+from rempart.storage import index
 from rempart.storage.crypto import KeyRing
+from rempart.storage.index import BlindIndex
 from rempart.storage.ports import (
     HistoryQuery,
+    SearchRequest,
+    SearchResult,
     StoredVersion,
     WriteRequest,
     WriteResult,
     from_micros,
 )
+from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
 from rempart.storage.versioning import (
     COLUMNS,
     Latest,
@@ -47,16 +53,20 @@ CREATE TABLE IF NOT EXISTS {schema}.resource_version (
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_version (type, seq);
 """
+INSERTS = {table: sql.replace("?", "%s") for table, sql in index.insert_statements("?").items()}
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class PostgresStore:
-    def __init__(self, pool: AsyncConnectionPool, keys: KeyRing) -> None:
+    def __init__(self, pool: AsyncConnectionPool, keys: KeyRing, blind: BlindIndex) -> None:
         self._pool = pool
         self._keys = keys
+        self._blind = blind
 
     @classmethod
-    async def open(cls, url: str, keys: KeyRing, schema: str, pool_size: int) -> PostgresStore:
+    async def open(
+        cls, url: str, keys: KeyRing, blind: BlindIndex, schema: str, pool_size: int
+    ) -> PostgresStore:
         if not SCHEMA_NAME.fullmatch(schema):
             raise RempartError(Category.FAULT, "Invalid PostgreSQL schema name")
         pool = AsyncConnectionPool(
@@ -74,10 +84,11 @@ class PostgresStore:
                     "SELECT pg_advisory_xact_lock(hashtextextended('rempart-schema', 0))"
                 )
                 await conn.execute(SCHEMA.format(schema=schema))
+                await conn.execute(index.schema("postgres", f"{schema}."))
         except (psycopg.Error, TimeoutError) as exc:
             await pool.close()
             raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
-        return cls(pool, keys)
+        return cls(pool, keys, blind)
 
     async def read(self, type_: str, id_: str) -> StoredVersion | None:
         row = await self._one(
@@ -112,6 +123,35 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
 
+    async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                return [await self._write(conn, request) for request in requests]
+        except psycopg.OperationalError as exc:
+            raise _unavailable() from exc
+
+    async def search(self, request: SearchRequest) -> SearchResult:
+        try:
+            async with self._pool.connection() as conn:
+                raw = await _drive(conn, run_search(request, self._blind))
+        except psycopg.OperationalError as exc:
+            raise _unavailable() from exc
+        return SearchResult(
+            [open_row(self._keys, row) for row in raw.matches],
+            [open_row(self._keys, row) for row in raw.included],
+            raw.total,
+            raw.more,
+        )
+
+    async def matching(self, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
+        sql, params = ids_matching(query, self._blind, limit)
+        try:
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(_pg(sql), params)
+                return [(row[0], row[1]) for row in await cursor.fetchall()]
+        except psycopg.OperationalError as exc:
+            raise _unavailable() from exc
+
     async def rewrap(self, batch: int = 500) -> int:
         total = 0
         while True:
@@ -142,6 +182,8 @@ class PostgresStore:
     async def _write(
         self, conn: psycopg.AsyncConnection[Any], request: WriteRequest
     ) -> WriteResult:
+        if request.guard is not None:
+            await self._check_guard(conn, request.guard)
         key = f"{request.type}/{request.id}"
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
         cursor = await conn.execute(
@@ -168,16 +210,38 @@ class PostgresStore:
             (request.type, request.id, plan.version, plan.last_updated, key_id, blob, plan.method),
         )
         seq_row = await cursor.fetchone()
+        seq = seq_row[0] if seq_row else 0
+        if plan.body is not None:
+            await self._index(conn, request, seq, plan.body)
         stored = StoredVersion(
             request.type,
             request.id,
             plan.version,
             from_micros(plan.last_updated),
             plan.body,
-            seq_row[0] if seq_row else 0,
+            seq,
             plan.method,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
+
+    async def _index(
+        self, conn: psycopg.AsyncConnection[Any], request: WriteRequest, seq: int, body: bytes
+    ) -> None:
+        rows = index.index_rows(request.type, request.id, body, self._blind)
+        async with conn.cursor() as cursor:
+            for table, values in rows.items():
+                if values:
+                    await cursor.executemany(INSERTS[table], [(seq, *v) for v in values])
+
+    async def _check_guard(self, conn: psycopg.AsyncConnection[Any], guard: SearchQuery) -> None:
+        # Conditional creates of one type queue on this lock, so the second one sees the
+        # first one's resource once it committed (READ COMMITTED reads per statement).
+        key = f"guard/{'/'.join(guard.types)}"
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+        sql, params = ids_matching(guard, self._blind, 1)
+        cursor = await conn.execute(_pg(sql), params)
+        if await cursor.fetchone():
+            raise RempartError(Category.CONFLICT, "A matching resource was just created")
 
     async def _reseal(self, conn: psycopg.AsyncConnection[Any], version: StoredVersion) -> None:
         key_id, blob = reseal(self._keys, version)
@@ -185,6 +249,18 @@ class PostgresStore:
             "UPDATE resource_version SET key_id = %s, body = %s WHERE seq = %s",
             (key_id, blob, version.seq),
         )
+
+
+async def _drive(conn: psycopg.AsyncConnection[Any], steps: Steps) -> RawResult:
+    """Run the search steps' statements on ``conn`` until they return the result."""
+    try:
+        sql, params = next(steps)
+        while True:
+            cursor = await conn.execute(_pg(sql), params)
+            sql, params = steps.send(await cursor.fetchall())
+    except StopIteration as done:
+        result: RawResult = done.value
+        return result
 
 
 def _pg(text: str) -> str:

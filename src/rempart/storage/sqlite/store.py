@@ -8,20 +8,28 @@ loop. Writes go to the :class:`GroupCommitWriter` thread.
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rempart.errors import Category, RempartError
+from rempart.fhir.search.query import SearchQuery
+from rempart.storage import index
 from rempart.storage.crypto import KeyRing
+from rempart.storage.index import BlindIndex
 from rempart.storage.ports import (
     HistoryQuery,
+    SearchRequest,
+    SearchResult,
     StoredVersion,
     WriteRequest,
     WriteResult,
     from_micros,
 )
+from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
 from rempart.storage.sqlite.writer import GroupCommitWriter
 from rempart.storage.versioning import (
     COLUMNS,
@@ -46,7 +54,9 @@ CREATE TABLE IF NOT EXISTS resource_version (
     UNIQUE (type, id, version)
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, seq);
-"""
+""" + index.schema("sqlite")
+INSERTS = index.insert_statements("?")
+SCANNERS = 4
 
 LATEST_SQL = (
     f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
@@ -67,18 +77,20 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, keys: KeyRing, max_group: int = 256) -> None:
+    def __init__(self, path: Path, keys: KeyRing, blind: BlindIndex, max_group: int = 256) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._keys = keys
+        self._blind = blind
         _init_schema(path)
         self._reader = connect(path, readonly=True)
         # One cursor for point reads: they run to completion on the event loop without
         # yielding, so reuse is safe and saves an allocation per request.
         self._point = self._reader.cursor()
-        # Scans (history) may take long: they run in a worker thread on their own
-        # connection, one at a time, so that the event loop keeps serving.
-        self._scanner = connect(path, readonly=True)
-        self._scan_lock = threading.Lock()
+        # Scans (history, search) may take long: they run in worker threads, each on a
+        # connection of its own, so that the event loop keeps serving.
+        self._scanners: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        for _ in range(SCANNERS):
+            self._scanners.put(connect(path, readonly=True))
         lock = path.with_name(path.name + ".write-lock")
         self._writer = GroupCommitWriter(lambda: connect(path), max_group, lock)
 
@@ -100,17 +112,47 @@ class SqliteStore:
         return open_row(self._keys, row) if row else None
 
     def _scan(self, sql: str, params: list[object]) -> list[StoredVersion]:
+        with self._scanner() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [open_row(self._keys, row) for row in rows]
+
+    @contextmanager
+    def _scanner(self) -> Iterator[sqlite3.Connection]:
+        conn = self._scanners.get()
         try:
-            with self._scan_lock:
-                rows = self._scanner.execute(sql, params).fetchall()
+            yield conn
         except sqlite3.Error:
             raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from None
-        return [open_row(self._keys, row) for row in rows]
+        finally:
+            self._scanners.put(conn)
+
+    async def search(self, request: SearchRequest) -> SearchResult:
+        return await asyncio.to_thread(self._search, request)
+
+    def _search(self, request: SearchRequest) -> SearchResult:
+        with self._scanner() as conn:
+            raw = _drive(conn, run_search(request, self._blind))
+        return SearchResult(
+            [open_row(self._keys, row) for row in raw.matches],
+            [open_row(self._keys, row) for row in raw.included],
+            raw.total,
+            raw.more,
+        )
+
+    async def matching(self, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
+        sql, params = ids_matching(query, self._blind, limit)
+        with self._scanner() as conn:
+            return [(row[0], row[1]) for row in conn.execute(sql, params).fetchall()]
 
     async def write(self, request: WriteRequest) -> WriteResult:
         future = self._writer.submit(lambda conn: self._write(conn, request))
         result: WriteResult = await asyncio.wrap_future(future)
         return result
+
+    async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        future = self._writer.submit(lambda conn: [self._write(conn, r) for r in requests])
+        results: list[WriteResult] = await asyncio.wrap_future(future)
+        return results
 
     async def rewrap(self, batch: int = 500) -> int:
         total = 0
@@ -124,9 +166,14 @@ class SqliteStore:
         self._writer.close()
         self._point.close()
         self._reader.close()
-        self._scanner.close()
+        for _ in range(SCANNERS):
+            self._scanners.get().close()
 
     def _write(self, conn: sqlite3.Connection, request: WriteRequest) -> WriteResult:
+        if request.guard is not None:
+            sql, params = ids_matching(request.guard, self._blind, 1)
+            if conn.execute(sql, params).fetchone():
+                raise RempartError(Category.CONFLICT, "A matching resource was just created")
         row = conn.execute(LATEST_SQL, (request.type, request.id)).fetchone()
         latest = Latest(row[3], row[4], row[6] is None) if row else None
         plan = plan_write(latest, request)
@@ -144,13 +191,18 @@ class SqliteStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (request.type, request.id, plan.version, plan.last_updated, *sealed, plan.method),
         )
+        seq = cursor.lastrowid or 0
+        if plan.body is not None:
+            rows = index.index_rows(request.type, request.id, plan.body, self._blind)
+            for table, values in rows.items():
+                conn.executemany(INSERTS[table], [(seq, *value) for value in values])
         stored = StoredVersion(
             request.type,
             request.id,
             plan.version,
             from_micros(plan.last_updated),
             plan.body,
-            cursor.lastrowid or 0,
+            seq,
             plan.method,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
@@ -171,6 +223,17 @@ class SqliteStore:
                 (key_id, blob, version.seq),
             )
         return len(rows)
+
+
+def _drive(conn: sqlite3.Connection, steps: Steps) -> RawResult:
+    """Run the search steps' statements on ``conn`` until they return the result."""
+    try:
+        sql, params = next(steps)
+        while True:
+            sql, params = steps.send(conn.execute(sql, params).fetchall())
+    except StopIteration as done:
+        result: RawResult = done.value
+        return result
 
 
 def _init_schema(path: Path) -> None:

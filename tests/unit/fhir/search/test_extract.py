@@ -119,7 +119,7 @@ def test_patient_family_and_birthdate() -> None:
 
 def test_observation_code_subject_date_and_quantity() -> None:
     values = extract(_observation())
-    code = TokenValue("code", "http://loinc.org", "29463-7")
+    code = TokenValue("code", "http://loinc.org", "29463-7", "w")  # text: CodeableConcept.text
     assert _of(values, "code") == [code]
     assert _of(values, "subject") == [ReferenceValue("subject", "Patient", "p1", None)]
     assert _of(values, "patient") == [ReferenceValue("patient", "Patient", "p1", None)]

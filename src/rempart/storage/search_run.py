@@ -1,0 +1,207 @@
+"""Run a search: page of matches, total, includes (FHIR R4 §3.1.1.5.x, §3.1.1.6).
+
+The steps are written once as a generator that yields ``(sql, params)`` and receives
+the rows; the SQLite adapter drives it on a worker thread, the PostgreSQL one with
+``await``. Results are raw :data:`~.versioning.COLUMNS` rows, decrypted by the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rempart.fhir.search.parameters import parameters_for
+from rempart.fhir.search.query import Include, SearchQuery, SortKey
+from rempart.storage.index import TABLE_OF_TYPE, BlindIndex
+from rempart.storage.ports import SearchRequest
+from rempart.storage.search_sql import Compiler, Sql, visible
+from rempart.storage.versioning import COLUMNS
+
+Row = tuple[Any, ...]
+Steps = Generator[Sql, list[Row], "RawResult"]
+SELECT = ", ".join(f"rv.{column.strip()}" for column in COLUMNS.split(","))
+SORT_COLUMN = {
+    "string": ("idx_string", "norm", "norm"),
+    "token": ("idx_token", "code", "code"),
+    "reference": ("idx_reference", "target_id", "target_id"),
+    "date": ("idx_date", "lo", "hi"),
+    "number": ("idx_number", "value", "value"),
+    "quantity": ("idx_quantity", "lo", "hi"),
+    "uri": ("idx_uri", "uri", "uri"),
+}
+
+
+@dataclass
+class RawResult:
+    matches: list[Row]
+    included: list[Row]
+    total: int | None
+    more: bool
+
+
+def run_search(request: SearchRequest, blind: BlindIndex) -> Steps:
+    query = request.query
+    where, params = match_where(query, blind, request.as_of)
+    if query.count > 0:
+        page = yield _page_sql(query, where, params, request)
+    else:
+        page = []
+    more = len(page) > query.count
+    if more and request.before_seq is not None:
+        page = page[1:]  # read backwards: the extra row is the oldest one
+    page = page[: query.count]
+    total = None
+    if request.with_total:
+        counted = yield f"SELECT COUNT(*) FROM resource_version rv WHERE {where}", params
+        total = int(counted[0][0])
+    included = yield from _includes(query.includes, page, request)
+    return RawResult(page, included, total, more)
+
+
+def match_where(query: SearchQuery, blind: BlindIndex, as_of: int | None) -> Sql:
+    """The WHERE clause (on alias ``rv``) of the versions matching ``query``."""
+    parts: list[Sql] = []
+    if len(query.types) == 1:
+        parts.append(("rv.type = ?", [query.types[0]]))
+    elif query.types:
+        parts.append((f"rv.type IN ({', '.join('?' * len(query.types))})", list(query.types)))
+    parts.append(visible("rv", as_of))
+    if query.since is not None:
+        parts.append(("rv.last_updated >= ?", [query.since]))
+    type_ = query.types[0] if len(query.types) == 1 else None
+    parts.append(Compiler(blind, as_of).all_of(query.where, "rv", type_))
+    return " AND ".join(p[0] for p in parts), [v for p in parts for v in p[1]]
+
+
+def ids_matching(query: SearchQuery, blind: BlindIndex, limit: int) -> Sql:
+    """SELECT of the ``(type, id)`` of current resources matching (conditional writes)."""
+    where, params = match_where(query, blind, None)
+    return f"SELECT rv.type, rv.id FROM resource_version rv WHERE {where} LIMIT ?", [
+        *params,
+        limit,
+    ]
+
+
+def _page_sql(query: SearchQuery, where: str, params: list[Any], request: SearchRequest) -> Sql:
+    limit = query.count + 1
+    if query.sort:
+        order, order_params = _order_by(query.sort)
+        sql = (
+            f"SELECT {SELECT} FROM resource_version rv WHERE {where} "
+            f"ORDER BY {order}, rv.seq LIMIT ? OFFSET ?"
+        )
+        return sql, [*params, *order_params, limit, request.offset]
+    if request.before_seq is not None:  # read backwards, then put back in order
+        sql = (
+            f"SELECT * FROM (SELECT {SELECT} FROM resource_version rv WHERE {where} "
+            "AND rv.seq < ? ORDER BY rv.seq DESC LIMIT ?) page ORDER BY seq"
+        )
+        return sql, [*params, request.before_seq, limit]
+    after = " AND rv.seq > ?" if request.after_seq is not None else ""
+    extra = [request.after_seq] if request.after_seq is not None else []
+    sql = f"SELECT {SELECT} FROM resource_version rv WHERE {where}{after} ORDER BY rv.seq LIMIT ?"
+    return sql, [*params, *extra, limit]
+
+
+def _order_by(keys: Sequence[SortKey]) -> Sql:
+    parts: list[str] = []
+    params: list[Any] = []
+    for key in keys:
+        direction = " DESC" if key.descending else ""
+        if key.param in ("_id", "_lastUpdated"):
+            column = "rv.id" if key.param == "_id" else "rv.last_updated"
+            parts.append(f"{column}{direction}")
+            continue
+        table, ascending, descending = SORT_COLUMN[key.type]
+        aggregate = f"MAX(k.{descending})" if key.descending else f"MIN(k.{ascending})"
+        value = f"(SELECT {aggregate} FROM {table} k WHERE k.seq = rv.seq AND k.param = ?)"
+        parts.append(f"{value} IS NULL, {value}{direction}")  # missing values last
+        params += [key.param, key.param]
+    return ", ".join(parts), params
+
+
+def _includes(
+    includes: Sequence[Include], page: list[Row], request: SearchRequest
+) -> Generator[Sql, list[Row], list[Row]]:
+    if not includes or not page:
+        return []
+    seen = {(row[1], row[2]) for row in page}
+    found: list[Row] = []
+    current = page
+    for depth in range(request.include_depth):
+        active = [inc for inc in includes if depth == 0 or inc.iterate]
+        new: list[Row] = []
+        for include in active:
+            sql = (
+                _reverse_sql(include, current, request)
+                if include.reverse
+                else _forward_sql(include, current, request)
+            )
+            if sql is None:
+                continue
+            for row in (yield sql):
+                if (row[1], row[2]) not in seen and len(found) + len(new) < request.include_limit:
+                    seen.add((row[1], row[2]))
+                    new.append(row)
+        found += new
+        current = new
+        if not new:
+            break
+    return found
+
+
+def _forward_sql(include: Include, rows: list[Row], request: SearchRequest) -> Sql | None:
+    """``_include=Source:param[:Target]``: what the page's Source resources refer to."""
+    seqs = [row[0] for row in rows if include.source in ("*", row[1])]
+    if not seqs:
+        return None
+    where = [f"r.seq IN ({', '.join('?' * len(seqs))})"]
+    params: list[Any] = list(seqs)
+    if include.param != "*":
+        where.append("r.param = ?")
+        params.append(include.param)
+    if include.target is not None:
+        where.append("r.target_type = ?")
+        params.append(include.target)
+    live, live_params = visible("rv", request.as_of)
+    sql = (
+        f"SELECT {SELECT} FROM resource_version rv WHERE {live} AND EXISTS ("
+        "SELECT 1 FROM idx_reference r WHERE r.target_type = rv.type AND r.target_id = rv.id "
+        f"AND {' AND '.join(where)}) LIMIT ?"
+    )
+    return sql, [*live_params, *params, request.include_limit]
+
+
+def _reverse_sql(include: Include, rows: list[Row], request: SearchRequest) -> Sql | None:
+    """``_revinclude=Source:param``: the Source resources referring to the page."""
+    targets = [row for row in rows if include.param == "*" or _can_target(include, row[1])]
+    if not targets:
+        return None
+    ids = sorted({row[2] for row in targets})
+    types = sorted({row[1] for row in targets})
+    where = [
+        f"r.target_id IN ({', '.join('?' * len(ids))})",
+        f"r.target_type IN ({', '.join('?' * len(types))})",
+    ]
+    params: list[Any] = [*ids, *types]
+    if include.source != "*":
+        where.append("r.type = ?")
+        params.append(include.source)
+    if include.param != "*":
+        where.append("r.param = ?")
+        params.append(include.param)
+    live, live_params = visible("rv", request.as_of)
+    sql = (
+        f"SELECT {SELECT} FROM resource_version rv WHERE {live} AND rv.seq IN ("
+        f"SELECT r.seq FROM idx_reference r WHERE {' AND '.join(where)}) LIMIT ?"
+    )
+    return sql, [*live_params, *params, request.include_limit]
+
+
+def _can_target(include: Include, type_: str) -> bool:
+    param = parameters_for(include.source).get(include.param)
+    return param is not None and (not param.target or type_ in param.target)
+
+
+__all__ = ["TABLE_OF_TYPE", "RawResult", "ids_matching", "match_where", "run_search"]
