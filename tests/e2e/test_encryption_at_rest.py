@@ -42,12 +42,19 @@ Key = tuple[str, str]
 # --- resources ---------------------------------------------------------------------------
 
 
+INS = "urn:oid:1.2.250.1.213.1.4.8"
+
+
 def patient(id_: str, marker: str, given: str = "Ada") -> dict[str, Any]:
+    """The marker sits where no search parameter reads it (a contact's name) and in an
+    INS, which the search index holds only as a keyed hash (docs/threat-model.md: other
+    searchable values, such as the patient's own name, are indexed in clear)."""
     return {
         "resourceType": "Patient",
         "id": id_,
-        "identifier": [{"system": "urn:rempart:test", "value": f"mrn-{marker}"}],
-        "name": [{"family": marker, "given": [given]}],
+        "identifier": [{"system": INS, "value": f"ins-{marker}"}],
+        "name": [{"family": "Lovelace", "given": [given]}],
+        "contact": [{"name": {"family": marker}}],
     }
 
 
@@ -83,6 +90,10 @@ def seed(http: httpx.Client, marker: str) -> dict[Key, list[dict[str, Any]]]:
         assert put(http, resource).status_code in (200, 201)
         sent[(resource["resourceType"], resource["id"])].append(resource)
     return sent
+
+
+def sent_ids(sent: dict[Key, list[dict[str, Any]]], type_: str) -> str:
+    return next(id_ for kind, id_ in sent if kind == type_)
 
 
 def every_version(http: httpx.Client) -> dict[tuple[str, str, int], dict[str, Any]]:
@@ -222,6 +233,9 @@ def test_resource_content_never_reaches_the_database_files(
     for type_, id_ in sent:
         assert marker in http.get(f"{type_}/{id_}").text
         assert marker in http.get(f"{type_}/{id_}/_history").text
+    # The INS is still searchable through its blind index (only with its system).
+    found = http.get("Patient", params={"identifier": f"{INS}|ins-{marker}"}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [sent_ids(sent, "Patient")]
     database = pg_files(settings, wal_start) if pg else sqlite_files(settings)
     if pg:
         readable_or_skip(database)
@@ -285,7 +299,9 @@ def test_tampered_or_moved_ciphertext_is_refused(
         # The moved body is a valid ciphertext, but bound to another resource's type/id/version.
         assert_integrity_failure(fresh.get(f"Patient/{victims['moved']}"), marker)
         intact = fresh.get(f"Patient/{victims['intact']}")
-        assert intact.status_code == 200 and intact.json()["name"][0]["family"].endswith("intact")
+        assert intact.status_code == 200 and intact.json()["contact"][0]["name"]["family"].endswith(
+            "intact"
+        )
 
 
 # --- (d) key rotation beside a live, busy server -----------------------------------------

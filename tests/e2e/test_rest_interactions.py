@@ -287,8 +287,18 @@ def test_metadata_lists_what_works(client: TestClient) -> None:
         "history-instance",
         "history-type",
         "create",
+        "search-type",
     }
-    assert "search-type" not in codes and patient_entry["conditionalCreate"] is False
+    assert patient_entry["conditionalCreate"] is True
+    assert patient_entry["conditionalDelete"] == "single"
+    system = {i["code"] for i in statement["rest"][0]["interaction"]}
+    assert system == {"history-system", "search-system", "batch", "transaction"}
+    params = {p["name"]: p["type"] for p in patient_entry["searchParam"]}
+    assert params["birthdate"] == "date" and params["_id"] == "token"
+    assert [op["name"] for op in patient_entry["operation"]] == ["everything"]
+    location = next(r for r in resources if r["type"] == "Location")
+    # Location.near is special (geographic), not indexed: not advertised.
+    assert "near" not in {p["name"] for p in location["searchParam"]}
 
 
 def test_security_headers_and_health(client: TestClient) -> None:

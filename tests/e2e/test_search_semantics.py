@@ -605,7 +605,7 @@ CHAINED = [
         "p1", name=[{"family": "Alpha"}], generalPractitioner=[{"reference": "Practitioner/dr"}]
     ),
     patient("p2", name=[{"family": "Beta"}]),
-    {"resourceType": "Group", "id": "g1", "type": "person", "actual": True, "name": "Alpha"},
+    {"resourceType": "Location", "id": "l1", "name": "Alpha"},
     {
         "resourceType": "Encounter",
         "id": "e1",
@@ -627,18 +627,19 @@ CHAINED = [
         encounter={"reference": "Encounter/e2"},
         code={"coding": [{"system": LOINC, "code": "29463-7"}]},
     ),
-    observation("o3", subject={"reference": "Group/g1"}),
+    observation("o3", subject={"reference": "Location/l1"}),
 ]
 
 
 @pytest.mark.parametrize(
     ("type_", "params", "expected"),
     [
-        # p1 is Alpha; o1 is about p1 (and o3 about Group g1, also named Alpha).
+        # p1 is Alpha; o1 is about p1 (and o3 about Location l1, also named Alpha;
+        # Group, another subject type, has no name parameter in R4).
         ("Observation", [("subject:Patient.name", "alpha")], {"o1"}),
         ("Observation", [("patient.name", "alpha")], {"o1"}),
         ("Observation", [("subject:Patient.family", "beta")], {"o2"}),
-        ("Observation", [("subject:Group.name", "alpha")], {"o3"}),
+        ("Observation", [("subject:Location.name", "alpha")], {"o3"}),
         # Two levels: o1 -> e1 -> p1 "Alpha".
         ("Observation", [("encounter.patient.name", "alpha")], {"o1"}),
         # Encounter -> patient -> general practitioner "Whoever": e1 (p1's gp is dr).
@@ -659,8 +660,8 @@ def test_chains_and_has(client: TestClient, type_: str, params: Params, expected
 
 
 def test_untyped_chain_finds_patient_subjects(client: TestClient) -> None:
-    # subject.name searches every target type with a name parameter: the Patient p1
-    # and the Group g1 are both called Alpha.
+    # subject.name searches every target type with a name parameter (a string on both
+    # Patient and Location): the Patient p1 and the Location l1 are both called Alpha.
     store(client, *CHAINED)
     assert matches(client, "Observation", [("subject.name", "beta")]) == {"o2"}
     assert matches(client, "Observation", [("subject.name", "alpha")]) == {"o1", "o3"}

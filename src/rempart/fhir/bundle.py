@@ -11,6 +11,7 @@ index and never echoes what the caller sent.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterator, Mapping
@@ -369,13 +370,20 @@ def rewrite_references(resource: dict[str, Any], mapping: Mapping[str, str]) -> 
 class _Rewriter:
     def __init__(self, mapping: Mapping[str, str]) -> None:
         self.mapping = mapping
+
+    @functools.cached_property
+    def in_div(self) -> dict[str, str]:
         # Narratives are XHTML: a key appears there escaped (& in a search url).
-        self.in_div = {html.escape(key): html.escape(value) for key, value in mapping.items()}
+        return {html.escape(key): html.escape(value) for key, value in self.mapping.items()}
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        """Built on the first narrative only: most resources of a bundle have none."""
         keys = sorted((re.escape(key) for key in self.in_div if key), key=len, reverse=True)
         # A key must stand alone: 'Patient/1' is not rewritten inside 'Patient/12'.
         alternatives = "|".join(keys)
         pattern = rf"(?<![\w\-./:%~])(?:{alternatives})(?![\w\-/%~]|\.\w)"
-        self.pattern = re.compile(pattern) if keys else None
+        return re.compile(pattern) if keys else None
 
     def node(self, node: Any, depth: int) -> Any:
         if depth > _MAX_DEPTH:

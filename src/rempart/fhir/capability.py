@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rempart.fhir.search.extract import skipped_for
+from rempart.fhir.search.parameters import parameters_for
 from rempart.fhir.validation import RESOURCE_TYPES
 
 TYPE_INTERACTIONS = (
@@ -19,8 +21,11 @@ TYPE_INTERACTIONS = (
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 )
-SYSTEM_INTERACTIONS = ("history-system",)
+SYSTEM_INTERACTIONS = ("history-system", "search-system", "batch", "transaction")
+SPECIAL = {"_id": "token", "_lastUpdated": "date", "_list": "special"}
+EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 
 
 def capability_statement(version: str, date: str) -> dict[str, Any]:
@@ -39,6 +44,10 @@ def capability_statement(version: str, date: str) -> dict[str, Any]:
                 "mode": "server",
                 "resource": [_resource(type_) for type_ in sorted(RESOURCE_TYPES)],
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                "searchParam": [
+                    {"name": name, "type": type_}
+                    for name, type_ in (("_id", "token"), ("_lastUpdated", "date"))
+                ],
             }
         ],
     }
@@ -51,8 +60,28 @@ def _resource(type_: str) -> dict[str, Any]:
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": True,
-        "conditionalCreate": False,
+        "conditionalCreate": True,
         "conditionalRead": "full-support",
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "searchInclude": ["*"],
+        "searchRevInclude": ["*"],
+        "searchParam": _search_params(type_),
+        **(
+            {"operation": [{"name": "everything", "definition": EVERYTHING}]}
+            if type_ == "Patient"
+            else {}
+        ),
     }
+
+
+def _search_params(type_: str) -> list[dict[str, str]]:
+    """The parameters that are indexed (unsearchable ones are left out), and the specials."""
+    skipped = skipped_for(type_)
+    found = {
+        code: param.type
+        for code, param in parameters_for(type_).items()
+        if code not in skipped or code in SPECIAL
+    }
+    found.update(SPECIAL)
+    return [{"name": name, "type": kind} for name, kind in sorted(found.items())]

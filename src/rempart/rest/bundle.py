@@ -125,6 +125,7 @@ class Planned:
     guard: Any = None
     expected_version: int | None = None
     written: StoredVersion | None = field(default=None)
+    created: bool = False
 
 
 class Transaction:
@@ -141,7 +142,7 @@ class Transaction:
         writes = [plan for plan in plans if self._writes(plan)]
         results = await self.ctx.store.write_all([self._write_request(p) for p in writes])
         for plan, result in zip(writes, results, strict=True):
-            plan.written = result.version
+            plan.written, plan.created = result.version, result.created
         answers = {plan.entry.index: await self._answer(plan) for plan in plans}
         return [answers[entry.index] for entry in entries]
 
@@ -178,14 +179,13 @@ class Transaction:
         existing = one_at_most(await matches(self.ctx, query))
         if existing is None and plan.entry.method == "PATCH":
             raise RempartError(Category.NOT_FOUND, "No resource matches a conditional patch")
+        body_id = (plan.resource or {}).get("id") if plan.entry.method == "PUT" else None
+        if existing is not None and body_id is not None and body_id != existing:
+            raise RempartError(Category.INCORRECT, "A body's id differs from the matched resource")
         if existing is None and plan.entry.method == "PUT":
-            body_id = (plan.resource or {}).get("id")
-            plan.id, plan.guard = (
-                (body_id if isinstance(body_id, str) else str(uuid.uuid4())),
-                query,
-            )
-        else:
-            plan.id = existing
+            plan.guard = query
+            existing = body_id if isinstance(body_id, str) else str(uuid.uuid4())
+        plan.id = existing
 
     async def _patch(self, plan: Planned) -> None:
         assert plan.id is not None
@@ -253,8 +253,7 @@ class Transaction:
             return self._version_entry(stored, 200) if stored else entry_response(200)
         if plan.entry.method == "DELETE":
             return entry_response(204)
-        created = plan.written is not None and plan.written.version == 1
-        return self._version_entry(plan.written, 201 if created else 200)
+        return self._version_entry(plan.written, 201 if plan.created else 200)
 
     def _version_entry(self, stored: StoredVersion | None, status: int) -> dict[str, Any]:
         if stored is None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -39,6 +41,10 @@ BLIND_SYSTEMS = frozenset({"urn:oid:1.2.250.1.213.1.4.8"})
 """Identifier systems indexed only as keyed hashes: the French INS (NIR-based)."""
 NOT_INDEXED = frozenset({"_id", "_lastUpdated"})  # read from the version row itself
 INFINITY = float("inf")
+INDEXED_CHARS = 200
+"""Longest text kept in an index column. PostgreSQL b-tree rows are limited to about
+2.7 kB; searches cut their values the same way, so an exact match compares the first
+200 characters (a longer value can only match another sharing those)."""
 
 # table → its value columns (after seq, type, param, grp)
 TABLES: dict[str, tuple[str, ...]] = {
@@ -77,7 +83,7 @@ class BlindIndex:
 
 def index_rows(type_: str, id_: str, body: bytes, blind: BlindIndex) -> Rows:
     """The index rows of one version, per table, without their ``seq``."""
-    resource = orjson.loads(body)
+    resource = _parse(body)
     rows: Rows = defaultdict(list)
     group = 0
     references: list[ReferenceValue] = []
@@ -96,6 +102,13 @@ def index_rows(type_: str, id_: str, body: bytes, blind: BlindIndex) -> Rows:
     return rows
 
 
+def _parse(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # a decimal beyond double range: read it exactly
+        return json.loads(body, parse_float=Decimal)
+
+
 def compartment_rows(
     type_: str, id_: str, references: list[ReferenceValue]
 ) -> list[tuple[Any, ...]]:
@@ -111,18 +124,23 @@ def compartment_rows(
     return sorted(found)
 
 
+def cut(text: str | None) -> str | None:
+    """A text as the index keeps it (:data:`INDEXED_CHARS`)."""
+    return text if text is None or len(text) <= INDEXED_CHARS else text[:INDEXED_CHARS]
+
+
 def _add(
     rows: Rows, type_: str, param: str, group: int, value: IndexValue, blind: BlindIndex
 ) -> None:
     head = (type_, param, group)
     if isinstance(value, StringValue):
-        rows["idx_string"].append((*head, value.normalized, value.raw))
+        rows["idx_string"].append((*head, cut(value.normalized), cut(value.raw)))
     elif isinstance(value, TokenValue):
         code = blind.token(value.system, value.code)
         text = None if code != value.code else value.text
-        rows["idx_token"].append((*head, value.system, code, text))
+        rows["idx_token"].append((*head, cut(value.system), cut(code), cut(text)))
     elif isinstance(value, ReferenceValue):
-        rows["idx_reference"].append((*head, value.type, value.id, value.url))
+        rows["idx_reference"].append((*head, value.type, cut(value.id), cut(value.url)))
     elif isinstance(value, DateValue):
         rows["idx_date"].append((*head, value.start, value.end))
     elif isinstance(value, NumberValue):
@@ -130,9 +148,9 @@ def _add(
     elif isinstance(value, QuantityValue):
         low = -INFINITY if value.low is None else float(value.low)
         high = INFINITY if value.high is None else float(value.high)
-        rows["idx_quantity"].append((*head, low, high, value.system, value.code))
+        rows["idx_quantity"].append((*head, low, high, cut(value.system), cut(value.code)))
     elif isinstance(value, UriValue):
-        rows["idx_uri"].append((*head, value.uri))
+        rows["idx_uri"].append((*head, cut(value.uri)))
 
 
 def schema(dialect: str, prefix: str = "") -> str:

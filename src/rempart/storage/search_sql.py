@@ -36,7 +36,7 @@ from rempart.fhir.search.query import (
     UriQ,
     Value,
 )
-from rempart.storage.index import TABLE_OF_TYPE, BlindIndex
+from rempart.storage.index import INDEXED_CHARS, TABLE_OF_TYPE, BlindIndex, cut
 
 Sql = tuple[str, list[Any]]
 TOP = "\U0010ffff"  # sorts after every other character: prefix ranges end here
@@ -160,11 +160,11 @@ class Compiler:
             return f"{i}.text LIKE ? ESCAPE '\\'", [f"%{_like(value.code or '')}%"]
         parts: list[Sql] = []
         if value.code is not None:
-            parts.append((f"{i}.code = ?", [self._blind.token(value.system, value.code)]))
+            parts.append((f"{i}.code = ?", [cut(self._blind.token(value.system, value.code))]))
         if value.no_system:
             parts.append((f"{i}.system IS NULL", []))
         elif value.system is not None:
-            parts.append((f"{i}.system = ?", [value.system]))
+            parts.append((f"{i}.system = ?", [cut(value.system)]))
         return _join(" AND ", parts, wrap=True)
 
     def _missing(self, node: Missing, alias: str, type_: str) -> Sql:
@@ -233,10 +233,11 @@ def _id_in(node: IdIn, alias: str) -> Sql:
 
 def _string(value: StringQ, modifier: str | None, i: str) -> Sql:
     if modifier == "exact":
-        return f"{i}.raw = ?", [value.raw]
+        return f"{i}.raw = ?", [cut(value.raw)]
+    text = value.normalized[:INDEXED_CHARS]
     if modifier == "contains":
-        return f"{i}.norm LIKE ? ESCAPE '\\'", [f"%{_like(value.normalized)}%"]
-    return f"({i}.norm >= ? AND {i}.norm < ?)", [value.normalized, value.normalized + TOP]
+        return f"{i}.norm LIKE ? ESCAPE '\\'", [f"%{_like(text)}%"]
+    return f"({i}.norm >= ? AND {i}.norm < ?)", [text, text + TOP]
 
 
 def _reference(value: ReferenceQ, i: str) -> Sql:
@@ -246,20 +247,21 @@ def _reference(value: ReferenceQ, i: str) -> Sql:
     elif value.id is not None:
         parts.append((f"{i}.target_id = ?", [value.id]))
     if value.url is not None:
-        parts.append((f"{i}.url = ?", [value.url]))
+        parts.append((f"{i}.url = ?", [cut(value.url)]))
     return _join(" OR ", parts, wrap=True)
 
 
 def _uri(value: UriQ, modifier: str | None, i: str) -> Sql:
+    uri = cut(value.uri) or ""
     if modifier == "below":
         return f"({i}.uri = ? OR {i}.uri LIKE ? ESCAPE '\\')", [
-            value.uri,
-            _like(value.uri.rstrip("/")) + "/%",
+            uri,
+            _like(uri.rstrip("/")) + "/%",
         ]
     if modifier == "above":
-        prefixes = _uri_prefixes(value.uri)
+        prefixes = [cut(prefix) for prefix in _uri_prefixes(value.uri)]
         return f"{i}.uri IN ({', '.join('?' * len(prefixes))})", prefixes
-    return f"{i}.uri = ?", [value.uri]
+    return f"{i}.uri = ?", [uri]
 
 
 def _uri_prefixes(uri: str) -> list[str]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rempart.errors import Category, RempartError
+from rempart.fhir.search.extract import skipped_for
 from rempart.fhir.search.parameters import SearchParam, parameters_for
 from rempart.fhir.search.query import (
     AnyOf,
@@ -145,8 +146,8 @@ def _node(type_: str, key: str, value: str, depth: int) -> Node:
 
 def _param(type_: str, code: str) -> SearchParam:
     param = parameters_for(type_).get(code)
-    if param is None or param.type == "special":
-        raise _Unknown("Unknown search parameter for this resource type")
+    if param is None or param.type == "special" or code in skipped_for(type_):
+        raise _Unknown("Unknown or unsupported search parameter for this resource type")
     return param
 
 

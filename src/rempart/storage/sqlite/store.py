@@ -145,14 +145,25 @@ class SqliteStore:
             return [(row[0], row[1]) for row in conn.execute(sql, params).fetchall()]
 
     async def write(self, request: WriteRequest) -> WriteResult:
-        future = self._writer.submit(lambda conn: self._write(conn, request))
+        rows = self._rows(request)
+        future = self._writer.submit(lambda conn: self._write(conn, request, rows))
         result: WriteResult = await asyncio.wrap_future(future)
         return result
 
     async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
-        future = self._writer.submit(lambda conn: [self._write(conn, r) for r in requests])
+        pairs = [(request, self._rows(request)) for request in requests]
+        future = self._writer.submit(lambda conn: [self._write(conn, *pair) for pair in pairs])
         results: list[WriteResult] = await asyncio.wrap_future(future)
         return results
+
+    def _rows(self, request: WriteRequest) -> index.Rows | None:
+        """The index rows, computed before the write: the writer (and the file lock that
+        other worker processes wait on) then only inserts. The rows do not depend on the
+        version number or time, which the writer decides."""
+        if request.render is None:
+            return None
+        body = request.render(1, from_micros(0))
+        return index.index_rows(request.type, request.id, body, self._blind)
 
     async def rewrap(self, batch: int = 500) -> int:
         total = 0
@@ -169,7 +180,9 @@ class SqliteStore:
         for _ in range(SCANNERS):
             self._scanners.get().close()
 
-    def _write(self, conn: sqlite3.Connection, request: WriteRequest) -> WriteResult:
+    def _write(
+        self, conn: sqlite3.Connection, request: WriteRequest, rows: index.Rows | None
+    ) -> WriteResult:
         if request.guard is not None:
             sql, params = ids_matching(request.guard, self._blind, 1)
             if conn.execute(sql, params).fetchone():
@@ -192,8 +205,7 @@ class SqliteStore:
             (request.type, request.id, plan.version, plan.last_updated, *sealed, plan.method),
         )
         seq = cursor.lastrowid or 0
-        if plan.body is not None:
-            rows = index.index_rows(request.type, request.id, plan.body, self._blind)
+        if plan.body is not None and rows is not None:
             for table, values in rows.items():
                 conn.executemany(INSERTS[table], [(seq, *value) for value in values])
         stored = StoredVersion(
