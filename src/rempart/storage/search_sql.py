@@ -309,12 +309,13 @@ def _number(value: NumberQ, lo: str, hi: str) -> Sql:
     """A stored closed range ``[lo, hi]`` (a point for numbers) against a search value."""
     v, low, high = float(value.value), float(value.low), float(value.high)
     prefix = value.prefix
-    if prefix == "ap":
+    if prefix == "ap":  # within 10%, and never less than eq finds
         margin = abs(value.value) * Decimal("0.1")
-        return f"({lo} <= ? AND {hi} >= ?)", [
-            float(value.value + margin),
-            float(value.value - margin),
-        ]
+        low_ap, high_ap = (
+            min(value.low, value.value - margin),
+            max(value.high, value.value + margin),
+        )
+        return f"({lo} <= ? AND {hi} >= ?)", [float(high_ap), float(low_ap)]
     if prefix in ("eq", "ne"):
         negate = "NOT " if prefix == "ne" else ""
         return f"{negate}({lo} >= ? AND {hi} < ?)", [low, high]

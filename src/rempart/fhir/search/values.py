@@ -74,7 +74,18 @@ def _composite(param: SearchParam, text: str) -> CompositeQ:
 
 
 def _unescaped_split(text: str, separator: str) -> list[str]:
-    return re.split(rf"(?<!\\){re.escape(separator)}", text)
+    """Split on ``separator`` where an even number of backslashes precede it."""
+    parts, start, escaped = [], 0, False
+    for position, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == separator:
+            parts.append(text[start:position])
+            start = position + 1
+    parts.append(text[start:])
+    return parts
 
 
 def _string(text: str, modifier: str | None) -> StringQ:
