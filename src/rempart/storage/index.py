@@ -99,7 +99,22 @@ def index_rows(type_: str, id_: str, body: bytes, blind: BlindIndex) -> Rows:
             references.append(value)
         _add(rows, type_, value.param, 0, value, blind)
     rows["idx_compartment"] = compartment_rows(type_, id_, references)
+    rows["idx_token"] = _unique(rows["idx_token"], 5)  # one row per code, whatever its text
+    # One row per target: an absolute and a relative reference to it keep the URL.
+    rows["idx_reference"] = _unique(sorted(rows["idx_reference"], key=_url_first), 5)
     return rows
+
+
+def _url_first(row: tuple[Any, ...]) -> bool:
+    return row[5] is None
+
+
+def _unique(rows: list[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """The rows whose first ``width`` columns were not seen before, in order."""
+    seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        seen.setdefault(row[:width], row)
+    return list(seen.values())
 
 
 def _parse(body: bytes) -> Any:
@@ -182,9 +197,10 @@ def schema(dialect: str, prefix: str = "") -> str:
 INDEXES = (
     ("idx_string_value", "idx_string", "type, param, norm"),
     ("idx_string_seq", "idx_string", "seq"),
-    ("idx_token_value", "idx_token", "type, param, code, system"),
+    # seq last: an equality search reads its matches in seq order and stops at a page.
+    ("idx_token_value", "idx_token", "type, param, code, system, seq"),
     ("idx_token_seq", "idx_token", "seq"),
-    ("idx_reference_value", "idx_reference", "type, param, target_id, target_type"),
+    ("idx_reference_value", "idx_reference", "type, param, target_id, target_type, seq"),
     ("idx_reference_target", "idx_reference", "target_id, target_type"),
     ("idx_reference_seq", "idx_reference", "seq"),
     ("idx_date_value", "idx_date", "type, param, lo"),

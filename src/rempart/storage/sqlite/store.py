@@ -57,6 +57,9 @@ CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, 
 """ + index.schema("sqlite")
 INSERTS = index.insert_statements("?")
 SCANNERS = 4
+ANALYZE_EVERY = 20_000
+"""Versions written between two refreshes of the planner's statistics."""
+ANALYZE = ("PRAGMA analysis_limit = 1000", "ANALYZE")
 
 LATEST_SQL = (
     f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
@@ -91,6 +94,7 @@ class SqliteStore:
         self._scanners: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         for _ in range(SCANNERS):
             self._scanners.put(connect(path, readonly=True))
+        self._writes = 0
         lock = path.with_name(path.name + ".write-lock")
         self._writer = GroupCommitWriter(lambda: connect(path), max_group, lock)
 
@@ -145,16 +149,26 @@ class SqliteStore:
             return [(row[0], row[1]) for row in conn.execute(sql, params).fetchall()]
 
     async def write(self, request: WriteRequest) -> WriteResult:
+        self._count_writes(1)
         rows = self._rows(request)
         future = self._writer.submit(lambda conn: self._write(conn, request, rows))
         result: WriteResult = await asyncio.wrap_future(future)
         return result
 
     async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        self._count_writes(len(requests))
         pairs = [(request, self._rows(request)) for request in requests]
         future = self._writer.submit(lambda conn: [self._write(conn, *pair) for pair in pairs])
         results: list[WriteResult] = await asyncio.wrap_future(future)
         return results
+
+    def _count_writes(self, count: int) -> None:
+        """Refresh the statistics now and then: without them SQLite's planner may start
+        a ``_has`` from the wrong index. ``analysis_limit`` keeps it to milliseconds."""
+        self._writes += count
+        if self._writes >= ANALYZE_EVERY:
+            self._writes = 0
+            self._writer.submit(_analyze)
 
     def _rows(self, request: WriteRequest) -> index.Rows | None:
         """The index rows, computed before the write: the writer (and the file lock that
@@ -248,11 +262,17 @@ def _drive(conn: sqlite3.Connection, steps: Steps) -> RawResult:
         return result
 
 
+def _analyze(conn: sqlite3.Connection) -> None:
+    for statement in ANALYZE:
+        conn.execute(statement)
+
+
 def _init_schema(path: Path) -> None:
     conn = connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(SCHEMA)
+        _analyze(conn)
     except sqlite3.Error as exc:
         raise RempartError(Category.UNAVAILABLE, "The database cannot be opened") from exc
     finally:
