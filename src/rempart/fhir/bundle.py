@@ -358,11 +358,12 @@ def _condition_key(resource_type: str, query: tuple[tuple[str, str], ...]) -> st
 
 
 def rewrite_references(resource: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of ``resource`` whose references found in ``mapping`` point to its values.
+    """``resource`` with its references found in ``mapping`` pointing to their values.
 
     Every ``reference`` string at any depth (lists, contained resources, extensions)
     equal to a key is replaced; so are the key's occurrences in narratives
-    (``text.div``), as http.html §3.1.0.13.3 asks. ``resource`` is never changed.
+    (``text.div``), as http.html §3.1.0.13.3 asks. ``resource`` is never changed: the
+    paths to what changed are copied, the rest is shared with it.
     """
     return cast(dict[str, Any], _Rewriter(mapping).node(resource, 0))
 
@@ -386,12 +387,16 @@ class _Rewriter:
         return re.compile(pattern) if keys else None
 
     def node(self, node: Any, depth: int) -> Any:
+        """The node rewritten; the very same object when nothing in it changes (most
+        of a resource), so that only the paths to a rewritten reference are copied."""
         if depth > _MAX_DEPTH:
             raise RempartError(Category.INCORRECT, "The resource is nested too deeply")
         if isinstance(node, list):
-            return [self.node(item, depth + 1) for item in node]
+            items = [self.node(item, depth + 1) for item in node]
+            return node if all(a is b for a, b in zip(items, node, strict=True)) else items
         if isinstance(node, dict):
-            return {key: self.member(key, value, depth) for key, value in node.items()}
+            members = {key: self.member(key, value, depth) for key, value in node.items()}
+            return node if all(members[key] is value for key, value in node.items()) else members
         return node
 
     def member(self, key: str, value: Any, depth: int) -> Any:
@@ -399,7 +404,9 @@ class _Rewriter:
             return self.mapping.get(value, value)
         copied = self.node(value, depth + 1)
         if key == "text" and isinstance(value, dict) and isinstance(value.get("div"), str):
-            copied["div"] = self.div(value["div"])
+            div = self.div(value["div"])
+            if div != value["div"]:
+                copied = {**copied, "div": div}
         return copied
 
     def div(self, div: str) -> str:

@@ -36,6 +36,7 @@ from rempart.fhir.search.extract import (
     UriValue,
     extract,
 )
+from rempart.storage.ports import WriteRequest, from_micros
 
 BLIND_SYSTEMS = frozenset({"urn:oid:1.2.250.1.213.1.4.8"})
 """Identifier systems indexed only as keyed hashes: the French INS (NIR-based)."""
@@ -216,15 +217,25 @@ INDEXES = (
 )
 
 
+COLUMNS: dict[str, tuple[str, ...]] = {
+    **{table: ("seq", "type", "param", "grp", *columns) for table, columns in TABLES.items()},
+    "idx_compartment": ("seq", "comp_type", "comp_id"),
+}
+"""Every column of every index table, in the order of the rows (``seq`` first)."""
+
+
 def insert_statements(placeholder: str) -> dict[str, str]:
     """``INSERT`` per table with the adapter's placeholder (``?`` or ``%s``)."""
     statements = {}
-    for table, columns in {**TABLES, "idx_compartment": ()}.items():
-        names = (
-            ("seq", "comp_type", "comp_id")
-            if table == "idx_compartment"
-            else ("seq", "type", "param", "grp", *columns)
-        )
+    for table, names in COLUMNS.items():
         marks = ", ".join([placeholder] * len(names))
         statements[table] = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
     return statements
+
+
+def rows_for(request: WriteRequest, blind: BlindIndex) -> Rows | None:
+    """The index rows of a write, computed before it from what it will store. They do
+    not depend on the version number or time, which the store decides at write time."""
+    if request.render is None:
+        return None
+    return index_rows(request.type, request.id, request.render(1, from_micros(0)), blind)

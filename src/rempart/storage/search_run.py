@@ -255,5 +255,3 @@ def _reverse_sql(include: Include, rows: list[Row], request: SearchRequest) -> S
 def _can_target(include: Include, type_: str) -> bool:
     param = parameters_for(include.source).get(include.param)
     return param is not None and (not param.target or type_ in param.target)
-
-

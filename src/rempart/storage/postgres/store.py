@@ -24,17 +24,14 @@ from rempart.storage.ports import (
     StoredVersion,
     WriteRequest,
     WriteResult,
-    from_micros,
 )
+from rempart.storage.postgres.writes import Writes
 from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
 from rempart.storage.versioning import (
     COLUMNS,
-    Latest,
     history_sql,
     open_row,
-    plan_write,
     reseal,
-    seal_body,
 )
 
 SCHEMA = """
@@ -53,7 +50,6 @@ CREATE TABLE IF NOT EXISTS {schema}.resource_version (
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_version (type, seq);
 """
-INSERTS = {table: sql.replace("?", "%s") for table, sql in index.insert_statements("?").items()}
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -117,16 +113,13 @@ class PostgresStore:
         return [open_row(self._keys, row) for row in rows]
 
     async def write(self, request: WriteRequest) -> WriteResult:
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                return await self._write(conn, request)
-        except psycopg.OperationalError as exc:
-            raise _unavailable() from exc
+        return (await self.write_all([request]))[0]
 
     async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        rows = [index.rows_for(request, self._blind) for request in requests]
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                return [await self._write(conn, request) for request in requests]
+                return await Writes(conn, self._keys, self._blind).apply(requests, rows)
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
 
@@ -178,70 +171,6 @@ class PostgresStore:
                 return await cursor.fetchone()
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
-
-    async def _write(
-        self, conn: psycopg.AsyncConnection[Any], request: WriteRequest
-    ) -> WriteResult:
-        if request.guard is not None:
-            await self._check_guard(conn, request.guard)
-        key = f"{request.type}/{request.id}"
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-        cursor = await conn.execute(
-            f"SELECT {COLUMNS} FROM resource_version WHERE type = %s AND id = %s "  # noqa: S608
-            "ORDER BY version DESC LIMIT 1",
-            (request.type, request.id),
-        )
-        row = await cursor.fetchone()
-        latest = Latest(row[3], row[4], row[6] is None) if row else None
-        plan = plan_write(latest, request)
-        if plan is None:
-            return WriteResult(
-                open_row(self._keys, row) if row else None, created=False, changed=False
-            )
-        key_id, blob = seal_body(self._keys, request.type, request.id, plan.version, plan.body)
-        await conn.execute(
-            "UPDATE resource_version SET superseded = %s "
-            "WHERE type = %s AND id = %s AND version = %s",
-            (plan.last_updated, request.type, request.id, plan.version - 1),
-        )
-        cursor = await conn.execute(
-            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body, method) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING seq",
-            (request.type, request.id, plan.version, plan.last_updated, key_id, blob, plan.method),
-        )
-        seq_row = await cursor.fetchone()
-        seq = seq_row[0] if seq_row else 0
-        if plan.body is not None:
-            await self._index(conn, request, seq, plan.body)
-        stored = StoredVersion(
-            request.type,
-            request.id,
-            plan.version,
-            from_micros(plan.last_updated),
-            plan.body,
-            seq,
-            plan.method,
-        )
-        return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
-
-    async def _index(
-        self, conn: psycopg.AsyncConnection[Any], request: WriteRequest, seq: int, body: bytes
-    ) -> None:
-        rows = index.index_rows(request.type, request.id, body, self._blind)
-        async with conn.cursor() as cursor:
-            for table, values in rows.items():
-                if values:
-                    await cursor.executemany(INSERTS[table], [(seq, *v) for v in values])
-
-    async def _check_guard(self, conn: psycopg.AsyncConnection[Any], guard: SearchQuery) -> None:
-        # Conditional creates of one type queue on this lock, so the second one sees the
-        # first one's resource once it committed (READ COMMITTED reads per statement).
-        key = f"guard/{'/'.join(guard.types)}"
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-        sql, params = ids_matching(guard, self._blind, 1)
-        cursor = await conn.execute(_pg(sql), params)
-        if await cursor.fetchone():
-            raise RempartError(Category.CONFLICT, "A matching resource was just created")
 
     async def _reseal(self, conn: psycopg.AsyncConnection[Any], version: StoredVersion) -> None:
         key_id, blob = reseal(self._keys, version)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ from rempart.storage.sqlite.writer import GroupCommitWriter
 from rempart.storage.versioning import (
     COLUMNS,
     Latest,
+    Plan,
     history_sql,
     open_row,
     plan_write,
@@ -150,15 +152,15 @@ class SqliteStore:
 
     async def write(self, request: WriteRequest) -> WriteResult:
         self._count_writes(1)
-        rows = self._rows(request)
-        future = self._writer.submit(lambda conn: self._write(conn, request, rows))
+        rows = index.rows_for(request, self._blind)
+        future = self._writer.submit(lambda conn: self._write_many(conn, [(request, rows)])[0])
         result: WriteResult = await asyncio.wrap_future(future)
         return result
 
     async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
         self._count_writes(len(requests))
-        pairs = [(request, self._rows(request)) for request in requests]
-        future = self._writer.submit(lambda conn: [self._write(conn, *pair) for pair in pairs])
+        pairs = [(request, index.rows_for(request, self._blind)) for request in requests]
+        future = self._writer.submit(lambda conn: self._write_many(conn, pairs))
         results: list[WriteResult] = await asyncio.wrap_future(future)
         return results
 
@@ -169,15 +171,6 @@ class SqliteStore:
         if self._writes >= ANALYZE_EVERY:
             self._writes = 0
             self._writer.submit(_analyze)
-
-    def _rows(self, request: WriteRequest) -> index.Rows | None:
-        """The index rows, computed before the write: the writer (and the file lock that
-        other worker processes wait on) then only inserts. The rows do not depend on the
-        version number or time, which the writer decides."""
-        if request.render is None:
-            return None
-        body = request.render(1, from_micros(0))
-        return index.index_rows(request.type, request.id, body, self._blind)
 
     async def rewrap(self, batch: int = 500) -> int:
         total = 0
@@ -194,34 +187,41 @@ class SqliteStore:
         for _ in range(SCANNERS):
             self._scanners.get().close()
 
+    def _write_many(
+        self, conn: sqlite3.Connection, pairs: list[tuple[WriteRequest, index.Rows | None]]
+    ) -> list[WriteResult]:
+        """Apply writes in order; index rows go in one batch per table at the end."""
+        pending: index.Rows = defaultdict(list)
+        results = [self._write(conn, request, rows, pending) for request, rows in pairs]
+        _flush(conn, pending)
+        return results
+
     def _write(
-        self, conn: sqlite3.Connection, request: WriteRequest, rows: index.Rows | None
+        self,
+        conn: sqlite3.Connection,
+        request: WriteRequest,
+        rows: index.Rows | None,
+        pending: index.Rows,
     ) -> WriteResult:
         if request.guard is not None:
+            _flush(conn, pending)  # the guard must see what this batch wrote before it
             sql, params = ids_matching(request.guard, self._blind, 1)
             if conn.execute(sql, params).fetchone():
                 raise RempartError(Category.CONFLICT, "A matching resource was just created")
-        row = conn.execute(LATEST_SQL, (request.type, request.id)).fetchone()
+        # A create of a fresh id needs no look at the latest version: the unique
+        # (type, id, version) constraint refuses a duplicate.
+        fresh = request.create_only and request.render is not None
+        row = None if fresh else conn.execute(LATEST_SQL, (request.type, request.id)).fetchone()
         latest = Latest(row[3], row[4], row[6] is None) if row else None
         plan = plan_write(latest, request)
         if plan is None:
             return WriteResult(
                 open_row(self._keys, row) if row else None, created=False, changed=False
             )
-        sealed = seal_body(self._keys, request.type, request.id, plan.version, plan.body)
-        conn.execute(
-            "UPDATE resource_version SET superseded = ? WHERE type = ? AND id = ? AND version = ?",
-            (plan.last_updated, request.type, request.id, plan.version - 1),
-        )
-        cursor = conn.execute(
-            "INSERT INTO resource_version (type, id, version, last_updated, key_id, body, method) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (request.type, request.id, plan.version, plan.last_updated, *sealed, plan.method),
-        )
-        seq = cursor.lastrowid or 0
+        seq = self._insert(conn, request, plan)
         if plan.body is not None and rows is not None:
             for table, values in rows.items():
-                conn.executemany(INSERTS[table], [(seq, *value) for value in values])
+                pending[table] += [(seq, *value) for value in values]
         stored = StoredVersion(
             request.type,
             request.id,
@@ -232,6 +232,27 @@ class SqliteStore:
             plan.method,
         )
         return WriteResult(stored, created=latest is None or latest.deleted, changed=True)
+
+    def _insert(self, conn: sqlite3.Connection, request: WriteRequest, plan: Plan) -> int:
+        sealed = seal_body(self._keys, request.type, request.id, plan.version, plan.body)
+        if plan.version > 1:
+            conn.execute(
+                "UPDATE resource_version SET superseded = ? "
+                "WHERE type = ? AND id = ? AND version = ?",
+                (plan.last_updated, request.type, request.id, plan.version - 1),
+            )
+        try:
+            cursor = conn.execute(
+                "INSERT INTO resource_version "
+                "(type, id, version, last_updated, key_id, body, method) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (request.type, request.id, plan.version, plan.last_updated, *sealed, plan.method),
+            )
+        except sqlite3.IntegrityError:
+            raise RempartError(
+                Category.CONFLICT, "A resource with this id already exists"
+            ) from None
+        return cursor.lastrowid or 0
 
     def _rewrap(self, conn: sqlite3.Connection, batch: int) -> int:
         rows = conn.execute(
@@ -260,6 +281,12 @@ def _drive(conn: sqlite3.Connection, steps: Steps) -> RawResult:
     except StopIteration as done:
         result: RawResult = done.value
         return result
+
+
+def _flush(conn: sqlite3.Connection, pending: index.Rows) -> None:
+    for table, values in pending.items():
+        conn.executemany(INSERTS[table], values)
+    pending.clear()
 
 
 def _analyze(conn: sqlite3.Connection) -> None:
