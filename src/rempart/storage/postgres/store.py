@@ -6,6 +6,8 @@ lock on ``type/id``, so version numbers never collide across processes.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from typing import Any
 
@@ -50,6 +52,9 @@ CREATE TABLE IF NOT EXISTS {schema}.resource_version (
 );
 CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_version (type, seq);
 """
+ANALYZE_EVERY = 5_000
+"""Versions written between two refreshes of the planner's statistics."""
+log = logging.getLogger("rempart.storage")
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -58,6 +63,8 @@ class PostgresStore:
         self._pool = pool
         self._keys = keys
         self._blind = blind
+        self._writes = 0
+        self._analyzing: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -116,6 +123,7 @@ class PostgresStore:
         return (await self.write_all([request]))[0]
 
     async def write_all(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        self._count_writes(len(requests))
         rows = [index.rows_for(request, self._blind) for request in requests]
         try:
             async with self._pool.connection() as conn, conn.transaction():
@@ -140,7 +148,7 @@ class PostgresStore:
         sql, params = ids_matching(query, self._blind, limit)
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(_pg(sql), params)
+                cursor = await conn.execute(_pg(sql), params, prepare=False)
                 return [(row[0], row[1]) for row in await cursor.fetchall()]
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
@@ -162,7 +170,29 @@ class PostgresStore:
             total += len(rows)
 
     async def close(self) -> None:
+        if self._analyzing is not None:
+            await self._analyzing
         await self._pool.close()
+
+    def _count_writes(self, count: int) -> None:
+        """Refresh the planner's statistics in the background every so many writes.
+
+        Right after a bulk import, autovacuum has not analyzed the new rows yet and the
+        planner, believing the index tables nearly empty, picks nested loops that take
+        seconds (measured: 7.9 s instead of 2 ms for a date range at 10,000 resources).
+        """
+        self._writes += count
+        running = self._analyzing is not None and not self._analyzing.done()
+        if self._writes >= ANALYZE_EVERY and not running:
+            self._writes = 0
+            self._analyzing = asyncio.get_running_loop().create_task(self._analyze())
+
+    async def _analyze(self) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(f"ANALYZE resource_version, {', '.join(index.COLUMNS)}")
+        except psycopg.Error:
+            log.warning("ANALYZE of the search tables failed", exc_info=True)
 
     async def _one(self, text: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         try:
@@ -185,7 +215,10 @@ async def _drive(conn: psycopg.AsyncConnection[Any], steps: Steps) -> RawResult:
     try:
         sql, params = next(steps)
         while True:
-            cursor = await conn.execute(_pg(sql), params)
+            # Never a prepared statement: after five runs PostgreSQL may switch to a
+            # generic plan that ignores how selective the values are (measured at 10,000
+            # resources: a reference+token search went from 1 ms to 20-25 ms).
+            cursor = await conn.execute(_pg(sql), params, prepare=False)
             sql, params = steps.send(await cursor.fetchall())
     except StopIteration as done:
         result: RawResult = done.value

@@ -59,7 +59,7 @@ CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, 
 """ + index.schema("sqlite")
 INSERTS = index.insert_statements("?")
 SCANNERS = 4
-ANALYZE_EVERY = 20_000
+ANALYZE_EVERY = 5_000
 """Versions written between two refreshes of the planner's statistics."""
 ANALYZE = ("PRAGMA analysis_limit = 1000", "ANALYZE")
 
