@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +42,7 @@ BLIND_SYSTEMS = frozenset({"urn:oid:1.2.250.1.213.1.4.8"})
 """Identifier systems indexed only as keyed hashes: the French INS (NIR-based)."""
 NOT_INDEXED = frozenset({"_id", "_lastUpdated"})  # read from the version row itself
 INFINITY = float("inf")
+DAY = 86_400_000_000  # µs: a date period longer than this is "long" (search_dates.py)
 INDEXED_CHARS = 200
 """Longest text kept in an index column. PostgreSQL b-tree rows are limited to about
 2.7 kB; searches cut their values the same way, so an exact match compares the first
@@ -52,7 +53,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "idx_string": ("norm", "raw"),
     "idx_token": ("system", "code", "text"),
     "idx_reference": ("target_type", "target_id", "url"),
-    "idx_date": ("lo", "hi"),
+    "idx_date": ("lo", "hi", "many", "long"),
     "idx_number": ("value",),
     "idx_quantity": ("lo", "hi", "system", "code"),
     "idx_uri": ("uri",),
@@ -100,10 +101,17 @@ def index_rows(type_: str, id_: str, body: bytes, blind: BlindIndex) -> Rows:
             references.append(value)
         _add(rows, type_, value.param, 0, value, blind)
     rows["idx_compartment"] = compartment_rows(type_, id_, references)
+    rows["idx_date"] = _mark_many(rows["idx_date"])
     rows["idx_token"] = _unique(rows["idx_token"], 5)  # one row per code, whatever its text
     # One row per target: an absolute and a relative reference to it keep the URL.
     rows["idx_reference"] = _unique(sorted(rows["idx_reference"], key=_url_first), 5)
     return rows
+
+
+def _mark_many(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Set ``many`` on the dates of a parameter that has several (search_dates.py)."""
+    counts = Counter(row[1] for row in rows)
+    return [(*row[:5], int(counts[row[1]] > 1), row[6]) for row in rows]
 
 
 def _url_first(row: tuple[Any, ...]) -> bool:
@@ -158,7 +166,8 @@ def _add(
     elif isinstance(value, ReferenceValue):
         rows["idx_reference"].append((*head, value.type, cut(value.id), cut(value.url)))
     elif isinstance(value, DateValue):
-        rows["idx_date"].append((*head, value.start, value.end))
+        long = int(value.end - value.start > DAY)
+        rows["idx_date"].append((*head, value.start, value.end, 0, long))
     elif isinstance(value, NumberValue):
         rows["idx_number"].append((*head, float(value.value)))
     elif isinstance(value, QuantityValue):
@@ -174,7 +183,8 @@ def schema(dialect: str, prefix: str = "") -> str:
     integer = "INTEGER" if dialect == "sqlite" else "BIGINT"
     real = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
     text = "TEXT" if dialect == "sqlite" else 'TEXT COLLATE "C"'
-    kinds = {"lo": integer, "hi": integer, "value": real, "grp": "INTEGER"}
+    kinds = {"lo": integer, "hi": integer, "value": real, "grp": "INTEGER", "many": "INTEGER"}
+    kinds["long"] = "INTEGER"
     statements = []
     for table, columns in TABLES.items():
         numeric = real if table in ("idx_quantity", "idx_number") else integer
@@ -204,7 +214,7 @@ INDEXES = (
     ("idx_reference_value", "idx_reference", "type, param, target_id, target_type, seq"),
     ("idx_reference_target", "idx_reference", "target_id, target_type"),
     ("idx_reference_seq", "idx_reference", "seq"),
-    ("idx_date_value", "idx_date", "type, param, lo"),
+    ("idx_date_value", "idx_date", "type, param, many, long, lo"),
     ("idx_date_seq", "idx_date", "seq"),
     ("idx_number_value", "idx_number", "type, param, value"),
     ("idx_number_seq", "idx_number", "seq"),

@@ -10,8 +10,6 @@ as the searched one (:func:`visible`). Prefix semantics follow FHIR R4 §3.1.1.4
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +35,7 @@ from rempart.fhir.search.query import (
     Value,
 )
 from rempart.storage.index import INDEXED_CHARS, TABLE_OF_TYPE, BlindIndex, cut
+from rempart.storage.search_dates import date_criteria, date_sql
 
 Sql = tuple[str, list[Any]]
 TOP = "\U0010ffff"  # sorts after every other character: prefix ranges end here
@@ -62,7 +61,17 @@ class Compiler:
         self._aliases = 0
 
     def all_of(self, nodes: tuple[Node, ...], alias: str, type_: str | None) -> Sql:
-        parts = [self.node(node, alias, type_) for node in nodes]
+        dates: dict[str, list[Test]] = {}
+        others: list[Node] = []
+        for node in nodes:
+            if type_ is not None and _plain_date(node):
+                assert isinstance(node, Test)
+                dates.setdefault(node.param.code, []).append(node)
+            else:
+                others.append(node)
+        parts = [self.node(node, alias, type_) for node in others]
+        for tests in dates.values():
+            parts.append(date_criteria(tests, alias, _must(type_), self._next))
         return _join(" AND ", parts) if parts else ("1 = 1", [])
 
     def node(self, node: Node, alias: str, type_: str | None) -> Sql:
@@ -74,7 +83,7 @@ class Compiler:
             return _id_in(node, alias)
         if isinstance(node, Updated):
             column = f"{alias}.last_updated"
-            parts = [_date(value, column, f"({column} + 1)") for value in node.values]
+            parts = [date_sql(value, column, f"({column} + 1)") for value in node.values]
             return _join(" OR ", parts, wrap=True)
         if isinstance(node, AnyOf):
             return _join(" OR ", [self.node(n, alias, type_) for n in node.nodes], wrap=True)
@@ -146,7 +155,7 @@ class Compiler:
         if isinstance(value, ReferenceQ):
             return _reference(value, i)
         if isinstance(value, DateQ):
-            return _date(value, f"{i}.lo", f"{i}.hi")
+            return date_sql(value, f"{i}.lo", f"{i}.hi")
         if isinstance(value, NumberQ):
             if type_ == "number":
                 return _number(value, f"{i}.value", f"{i}.value")
@@ -273,36 +282,9 @@ def _uri_prefixes(uri: str) -> list[str]:
     return [f"{head}://{'/'.join(parts[:n])}" for n in range(len(parts), 0, -1)]
 
 
-def _date(value: DateQ, lo: str, hi: str) -> Sql:
-    """A stored ``[lo, hi)`` period against the searched ``[start, end)`` (§3.1.1.4)."""
-    s, e = value.start, value.end
-    if value.prefix == "ap":
-        now = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1e6
-        margin = max(int(abs(now - s) * 0.1), e - s)
-        return f"({lo} < ? AND {hi} > ?)", [e + margin, s - margin]
-    return _RANGE_SQL[value.prefix](lo, hi), _RANGE_PARAMS[value.prefix](s, e)
-
-
-_RANGE_SQL: dict[str, Callable[[str, str], str]] = {
-    "eq": lambda lo, hi: f"({lo} >= ? AND {hi} <= ?)",
-    "ne": lambda lo, hi: f"NOT ({lo} >= ? AND {hi} <= ?)",
-    "gt": lambda lo, hi: f"{hi} > ?",
-    "lt": lambda lo, hi: f"{lo} < ?",
-    "ge": lambda lo, hi: f"({lo} >= ? OR {hi} > ?)",
-    "le": lambda lo, hi: f"({lo} < ? OR {hi} <= ?)",
-    "sa": lambda lo, hi: f"{lo} >= ?",
-    "eb": lambda lo, hi: f"{hi} <= ?",
-}
-_RANGE_PARAMS: dict[str, Callable[[int, int], list[Any]]] = {
-    "eq": lambda s, e: [s, e],
-    "ne": lambda s, e: [s, e],
-    "gt": lambda s, e: [e],
-    "lt": lambda s, e: [s],
-    "ge": lambda s, e: [s, e],
-    "le": lambda s, e: [s, e],
-    "sa": lambda s, e: [e],
-    "eb": lambda s, e: [s],
-}
+def _plain_date(node: Node) -> bool:
+    """A date criterion that :func:`date_criteria` can serve from the index."""
+    return isinstance(node, Test) and node.param.type == "date" and node.modifier is None
 
 
 def _number(value: NumberQ, lo: str, hi: str) -> Sql:

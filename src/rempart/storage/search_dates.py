@@ -1,0 +1,128 @@
+"""Date criteria that an index can answer quickly (FHIR R4 §3.1.1.4, §3.1.1.5.9).
+
+A stored date is a period ``[lo, hi)`` and most prefixes compare both ends (``ge`` is
+"starts at or after the start, or ends after the end"), which no b-tree on ``lo`` can
+serve on its own, and a range ``date=ge2024-01&date=lt2024-02`` is two criteria that
+each select half the table before they are intersected. Two facts kept on each index
+row make it cheap while staying exact:
+
+- ``long``: the period is longer than a day. For the others ``hi - lo <= DAY``, so
+  each prefix bounds ``lo`` (``hi > e`` implies ``lo > e - DAY``) and the b-tree on
+  ``(type, param, many, long, lo)`` reads only the rows near the searched dates;
+  the few long periods are read apart with the exact test only.
+- ``many``: the resource has several values for the parameter. For the others, "some
+  value matches each criterion" is "the one value matches all criteria", so the
+  criteria on one parameter are evaluated together on one row (one narrow range);
+  resources with several values are answered criterion by criterion, as the
+  specification reads, from their own (small) part of the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rempart.fhir.search.query import DateQ, Test
+
+Sql = tuple[str, list[Any]]
+DAY = 86_400_000_000  # µs
+FOREVER = 2**62
+
+
+def date_criteria(tests: Sequence[Test], alias: str, type_: str, next_alias: Any) -> Sql:
+    """All the criteria of one date parameter (ANDed), as one condition on ``alias``."""
+    param = tests[0].param.code
+    head = "{d}.type = ? AND {d}.param = ?"
+    parts: list[Sql] = []
+    single = "" if len(tests) == 1 else " AND {d}.many = 0"
+    for long in (0, 1):
+        d = next_alias("d")
+        where, params = _all(tests, d, bounded=long == 0)
+        sql = f"SELECT {d}.seq FROM idx_date {d} WHERE {head}{single} AND {d}.long = ? AND {where}"
+        parts.append((f"{alias}.seq IN ({sql.format(d=d)})", [type_, param, long, *params]))
+    if len(tests) > 1:  # several values: each criterion on its own, as §3.1.1.3 reads
+        several = []
+        for test in tests:
+            d = next_alias("d")
+            where, params = _any(test, d, bounded=False)
+            sql = f"SELECT {d}.seq FROM idx_date {d} WHERE {head} AND {d}.many = 1 AND {where}"
+            several.append((f"{alias}.seq IN ({sql.format(d=d)})", [type_, param, *params]))
+        parts.append(_join(" AND ", several, wrap=True))
+    return _join(" OR ", parts, wrap=True)
+
+
+def _all(tests: Sequence[Test], d: str, *, bounded: bool) -> Sql:
+    return _join(" AND ", [_any(test, d, bounded=bounded) for test in tests], wrap=False)
+
+
+def _any(test: Test, d: str, *, bounded: bool) -> Sql:
+    parts = []
+    for value in test.values:
+        assert isinstance(value, DateQ)
+        exact = date_sql(value, f"{d}.lo", f"{d}.hi")
+        parts.append(
+            _join(" AND ", [_lo_bounds(value, d), exact], wrap=False) if bounded else exact
+        )
+    return _join(" OR ", parts, wrap=True)
+
+
+def _lo_bounds(value: DateQ, d: str) -> Sql:
+    """Bounds on ``lo`` implied by the test for a period no longer than a day."""
+    low, high = lo_range(value)
+    return f"{d}.lo >= ? AND {d}.lo < ?", [low, high]
+
+
+def lo_range(value: DateQ) -> tuple[int, int]:
+    """``[low, high)`` holding ``lo`` of every period of at most a day that matches."""
+    s, e = value.start, value.end
+    ranges = {
+        "eq": (s, e),
+        "ne": (-FOREVER, FOREVER),
+        "gt": (e - DAY + 1, FOREVER),
+        "lt": (-FOREVER, s),
+        "ge": (min(s, e - DAY + 1), FOREVER),
+        "le": (-FOREVER, e),
+        "sa": (e, FOREVER),
+        "eb": (-FOREVER, s),
+    }
+    if value.prefix == "ap":
+        start, end = approximate(value)
+        return start - DAY + 1, end
+    return ranges[value.prefix]
+
+
+def approximate(value: DateQ) -> tuple[int, int]:
+    """The period ``ap`` accepts overlaps: widened by a tenth of its distance from now."""
+    s, e = value.start, value.end
+    now = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1e6
+    margin = max(int(abs(now - s) * 0.1), e - s)
+    return s - margin, e + margin
+
+
+def date_sql(value: DateQ, lo: str, hi: str) -> Sql:
+    """A stored ``[lo, hi)`` period against the searched ``[start, end)`` (§3.1.1.4)."""
+    s, e = value.start, value.end
+    if value.prefix == "ap":
+        start, end = approximate(value)
+        return f"({lo} < ? AND {hi} > ?)", [end, start]
+    sql, params = _EXACT[value.prefix]
+    return sql.format(lo=lo, hi=hi), [s if p == "s" else e for p in params]
+
+
+_EXACT: dict[str, tuple[str, str]] = {
+    "eq": ("({lo} >= ? AND {hi} <= ?)", "se"),
+    "ne": ("NOT ({lo} >= ? AND {hi} <= ?)", "se"),
+    "gt": ("{hi} > ?", "e"),
+    "lt": ("{lo} < ?", "s"),
+    "ge": ("({lo} >= ? OR {hi} > ?)", "se"),
+    "le": ("({lo} < ? OR {hi} <= ?)", "se"),
+    "sa": ("{lo} >= ?", "e"),
+    "eb": ("{hi} <= ?", "s"),
+}
+
+
+def _join(separator: str, parts: list[Sql], *, wrap: bool) -> Sql:
+    sql = separator.join(part[0] for part in parts)
+    params = [param for part in parts for param in part[1]]
+    return (f"({sql})" if wrap and len(parts) > 1 else sql), params
