@@ -19,7 +19,8 @@ from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.search import compartment_members, respond
 from rempart.storage.ports import to_micros
 
-KNOWN = {"_since", "_type", "_count", "_cursor", "_format", "start", "end"}
+KNOWN = {"_since", "_type", "_count", "_cursor", "_format"}
+"""``start`` and ``end`` (care dates) are not supported: refused rather than ignored."""
 REFERENCED = ("Practitioner", "PractitionerRole", "Organization", "Location", "Medication")
 
 

@@ -80,6 +80,11 @@ def parse_search(
     where: list[Node] = []
     ignored: list[str] = []
     for key, value in params:
+        if key in ("_contained", "_containedType") and value != "false":
+            if strict:
+                raise RempartError(Category.INCORRECT, "_contained is not supported")
+            ignored.append(key)  # contained resources are not searched
+            continue
         if key in RESULT_PARAMS or key == "_type":
             continue
         try:

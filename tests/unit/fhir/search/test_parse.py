@@ -446,3 +446,12 @@ def test_any_value_parses_or_is_a_safe_400(key: str, value: str, type_: str, str
         assert error.category is Category.INCORRECT
         assert MARKER not in str(error)
         assert all(MARKER not in issue.message for issue in error.issues)
+
+
+def test_contained_search_is_reported_not_silently_ignored() -> None:
+    query = parse_search(("Patient",), [("_contained", "true")])
+    assert query.ignored == ("_contained",)
+    assert parse_search(("Patient",), [("_contained", "false")]).ignored == ()
+    with pytest.raises(RempartError) as caught:
+        parse_search(("Patient",), [("_contained", "both")], strict=True)
+    assert caught.value.category is Category.INCORRECT
