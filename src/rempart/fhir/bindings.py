@@ -154,6 +154,22 @@ def _dot(path: _Path) -> str:
     return ".".join(reversed(parts))
 
 
+def value_set(url: str) -> dict[str, frozenset[str]] | None:
+    """The codes of an enumerable R4 value set by system, or None if it is not known."""
+    return _value_sets().get(url)
+
+
+@cache
+def _value_sets() -> dict[str, dict[str, frozenset[str]]]:
+    table = json.loads(
+        files("rempart.fhir.tables").joinpath("required_bindings.json").read_text("utf-8")
+    )
+    return {
+        url: {system: frozenset(codes) for system, codes in by_system.items()}
+        for url, by_system in table["valueSets"].items()
+    }
+
+
 @cache
 def _types() -> dict[str, dict[str, _Spec]]:
     """Element specs by type name, ``""`` being elements of unknown type; read once."""

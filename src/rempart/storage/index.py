@@ -25,6 +25,7 @@ import orjson
 
 from rempart.fhir.compartments import compartment_types, params_for
 from rempart.fhir.search.extract import (
+    BLIND_SYSTEMS,
     CompositeValue,
     DateValue,
     IndexValue,
@@ -38,8 +39,6 @@ from rempart.fhir.search.extract import (
 )
 from rempart.storage.ports import WriteRequest, from_micros
 
-BLIND_SYSTEMS = frozenset({"urn:oid:1.2.250.1.213.1.4.8"})
-"""Identifier systems indexed only as keyed hashes: the French INS (NIR-based)."""
 NOT_INDEXED = frozenset({"_id", "_lastUpdated"})  # read from the version row itself
 INFINITY = float("inf")
 DAY = 86_400_000_000  # µs: a date period longer than this is "long" (search_dates.py)

@@ -125,7 +125,7 @@ def _driver(query: SearchQuery, blind: BlindIndex) -> Driver | None:
         if not isinstance(node, Test) or node.modifier is not None or len(node.values) != 1:
             continue
         value, head = node.values[0], [query.types[0], node.param.code]
-        if isinstance(value, TokenQ) and value.system and value.code:
+        if isinstance(value, TokenQ) and value.system and value.code and not value.or_no_system:
             code = cut(blind.token(value.system, value.code))
             sql = "d.type = ? AND d.param = ? AND d.code = ? AND d.system = ? AND d.grp = 0"
             return position, "idx_token", (sql, [*head, code, cut(value.system)])

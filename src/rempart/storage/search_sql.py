@@ -172,6 +172,8 @@ class Compiler:
             parts.append((f"{i}.code = ?", [cut(self._blind.token(value.system, value.code))]))
         if value.no_system:
             parts.append((f"{i}.system IS NULL", []))
+        elif value.system is not None and value.or_no_system:
+            parts.append((f"({i}.system = ? OR {i}.system IS NULL)", [cut(value.system)]))
         elif value.system is not None:
             parts.append((f"{i}.system = ?", [cut(value.system)]))
         return _join(" AND ", parts, wrap=True)

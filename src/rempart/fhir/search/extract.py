@@ -307,6 +307,20 @@ def _tokens(code: str, node: Any) -> Iterator[IndexValue]:
         if isinstance(value, str):
             text = _token_text(node.get("display"), None)
             yield TokenValue(code, system if isinstance(system, str) else None, value, text)
+            if key == "value" and isinstance(node.get("type"), dict):
+                yield from _of_type(code, node["type"], value, system)
+
+
+def _of_type(code: str, type_: dict[str, Any], value: str, system: Any) -> Iterator[IndexValue]:
+    """``identifier:of-type``: the identifier's type coding with its value (§3.1.1.5.6).
+    Not for person identifiers (INS): their value is only ever indexed as a keyed hash."""
+    if system in BLIND_SYSTEMS:
+        return
+    for coding in _as_list(type_.get("coding")):
+        if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+            type_system = coding.get("system")
+            type_system = type_system if isinstance(type_system, str) else None
+            yield TokenValue(f"{code}:of-type", type_system, f"{coding['code']}|{value}")
 
 
 def _coding(code: str, coding: Any, concept_text: Any) -> Iterator[IndexValue]:
@@ -324,16 +338,29 @@ def _token_text(display: Any, concept_text: Any) -> str | None:
 def _references(code: str, node: Any) -> Iterator[IndexValue]:
     if isinstance(node, str):
         yield ReferenceValue(code, None, None, node)  # a canonical or uri
-    elif isinstance(node, dict) and isinstance(node.get("resourceType"), str):
+        return
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("resourceType"), str):
         yield ReferenceValue(code, node["resourceType"], node.get("id"), None)
-    elif isinstance(node, dict) and isinstance(node.get("reference"), str):
-        reference: str = node["reference"]
+        return
+    if isinstance(node.get("identifier"), dict):
+        yield from _reference_identifier(code, node["identifier"])
+    reference = node.get("reference")
+    if isinstance(reference, str):
         match = REFERENCE.match(reference)
         absolute = ":" in reference
         if match:
             yield ReferenceValue(code, match[1], match[2], reference if absolute else None)
         elif absolute:
             yield ReferenceValue(code, None, None, reference)  # urn:uuid:..., urn:oid:...
+
+
+def _reference_identifier(code: str, identifier: dict[str, Any]) -> Iterator[IndexValue]:
+    """``subject:identifier=system|value``: a reference by business identifier."""
+    value, system = identifier.get("value"), identifier.get("system")
+    if isinstance(value, str):
+        yield TokenValue(f"{code}:identifier", system if isinstance(system, str) else None, value)
 
 
 def _dates(code: str, node: Any) -> Iterator[IndexValue]:
@@ -398,6 +425,8 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [] if value is None else [value]
 
 
+BLIND_SYSTEMS = frozenset({"urn:oid:1.2.250.1.213.1.4.8"})
+"""Person identifier systems (the French INS), indexed only as keyed hashes."""
 _STRING_PARTS = (
     *("text", "family", "given", "prefix", "suffix"),  # HumanName
     *("line", "city", "district", "state", "postalCode", "country"),  # Address

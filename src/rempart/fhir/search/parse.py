@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rempart.errors import Category, RempartError
+from rempart.fhir.bindings import value_set
 from rempart.fhir.search.extract import skipped_for
 from rempart.fhir.search.parameters import SearchParam, parameters_for
 from rempart.fhir.search.query import (
@@ -28,9 +29,10 @@ from rempart.fhir.search.query import (
     SearchQuery,
     SortKey,
     Test,
+    TokenQ,
     Updated,
 )
-from rempart.fhir.search.values import parse_date, parse_value, split_values
+from rempart.fhir.search.values import parse_date, parse_value, split_values, unescaped_split
 
 RESULT_PARAMS = {
     "_sort",
@@ -48,8 +50,8 @@ RESULT_PARAMS = {
 }
 MODIFIERS = {
     "string": {"exact", "contains", "missing"},
-    "token": {"not", "text", "missing"},
-    "reference": {"missing"},
+    "token": {"not", "text", "missing", "in", "not-in", "of-type"},
+    "reference": {"missing", "identifier"},
     "date": {"missing"},
     "number": {"missing"},
     "quantity": {"missing"},
@@ -163,8 +165,45 @@ def _test(param: SearchParam, modifier: str | None, value: str) -> Test:
         return Test(param, None, tuple(_typed_reference(modifier, v) for v in split_values(value)))
     if modifier is not None and modifier not in MODIFIERS.get(param.type, ()):
         raise RempartError(Category.INCORRECT, "Unsupported search modifier", code="not-supported")
+    if modifier in ("in", "not-in"):
+        return _in_value_set(param, modifier, value)
+    if modifier in ("identifier", "of-type"):
+        return _derived_token(param, modifier, value)
     values = tuple(parse_value(param, modifier, part) for part in split_values(value))
     return Test(param, modifier, values)
+
+
+def _in_value_set(param: SearchParam, modifier: str, url: str) -> Test:
+    """``code:in=ValueSet-url``: any code of the value set (``:not-in``: none of them).
+    The value sets known are the R4 ones that can be enumerated (bindings table)."""
+    members = value_set(url.split("|", 1)[0])
+    if members is None:
+        raise RempartError(
+            Category.INCORRECT, "Unknown value set for :in or :not-in", code="not-supported"
+        )
+    codes = tuple(
+        TokenQ(system, code, or_no_system=True)
+        for system, codes in members.items()
+        for code in sorted(codes)
+    )
+    return Test(param, "not" if modifier == "not-in" else None, codes)
+
+
+def _derived_token(param: SearchParam, modifier: str, value: str) -> Test:
+    """``subject:identifier=system|value`` and ``identifier:of-type=system|code|value``,
+    indexed as tokens of the parameters ``subject:identifier`` and ``identifier:of-type``."""
+    derived = SearchParam(f"{param.code}:{modifier}", "token", param.expression)
+    values: list[TokenQ] = []
+    for part in split_values(value):
+        if modifier == "of-type":
+            pieces = unescaped_split(part, "|")
+            if len(pieces) != 3 or not all(pieces):
+                raise _incorrect(":of-type takes system|code|value")
+            part = f"{pieces[0]}|{pieces[1]}\\|{pieces[2]}"
+        token = parse_value(derived, None, part)
+        assert isinstance(token, TokenQ)
+        values.append(token)
+    return Test(derived, None, tuple(values))
 
 
 def _typed_reference(type_: str, value: str) -> ReferenceQ:

@@ -27,6 +27,8 @@ class TokenQ:
     code: str | None
     no_system: bool = False
     """``|code``: the token must have no system."""
+    or_no_system: bool = False
+    """``:in``: a plain ``code`` element (stored without system) matches on its code."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ def parse_value(param: SearchParam | Component, modifier: str | None, text: str)
 
 
 def _composite(param: SearchParam, text: str) -> CompositeQ:
-    parts = _unescaped_split(text, "$")
+    parts = unescaped_split(text, "$")
     if len(parts) != len(param.components):
         raise _incorrect("A composite value has one part per component, joined by $")
     return CompositeQ(
@@ -73,7 +73,7 @@ def _composite(param: SearchParam, text: str) -> CompositeQ:
     )
 
 
-def _unescaped_split(text: str, separator: str) -> list[str]:
+def unescaped_split(text: str, separator: str) -> list[str]:
     """Split on ``separator`` where an even number of backslashes precede it."""
     parts, start, escaped = [], 0, False
     for position, char in enumerate(text):
@@ -98,7 +98,7 @@ def _string(text: str, modifier: str | None) -> StringQ:
 def _token(text: str, modifier: str | None) -> TokenQ:
     if modifier == "text":
         return TokenQ(None, normalize(_unescape(text)))
-    parts = _unescaped_split(text, "|")
+    parts = unescaped_split(text, "|")
     if len(parts) == 1:
         code = _unescape(parts[0])
         if not code:
@@ -148,7 +148,7 @@ def _number(text: str, modifier: str | None) -> NumberQ:
 
 
 def _quantity(text: str, modifier: str | None) -> NumberQ:
-    parts = _unescaped_split(text, "|")
+    parts = unescaped_split(text, "|")
     if len(parts) not in (1, 3):
         raise _incorrect("A quantity is [prefix]number[|system|code]")
     number = _number(parts[0], None)
