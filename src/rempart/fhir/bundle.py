@@ -11,10 +11,7 @@ index and never echoes what the caller sent.
 
 from __future__ import annotations
 
-import functools
-import html
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal, cast
@@ -26,13 +23,10 @@ from rempart.fhir.validation import RESOURCE_TYPES, valid_id
 __all__ = [
     "Entry",
     "Kind",
-    "conditional_references",
     "entry_response",
     "parse_bundle",
     "processing_order",
     "response_bundle",
-    "rewrite_references",
-    "unresolved_placeholders",
 ]
 
 Kind = Literal["batch", "transaction"]
@@ -43,15 +37,12 @@ _WRITES = frozenset({"DELETE", "POST", "PUT", "PATCH"})
 # The R4 uuid and oid datatypes (datatypes.html#uuid, #oid).
 _UUID = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
-_PLACEHOLDER_PREFIXES = ("urn:uuid:", "urn:oid:")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _SEGMENT = re.compile(r"[A-Za-z0-9\-._$*]{1,64}")
 _SYSTEM_LEVEL = frozenset({"metadata", "_history", "_search"})
-_CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]{0,63}\?\S.*", re.DOTALL)
 _PATCH_BODIES = frozenset({"Parameters", "Binary"})
 _MAX_QUERY_FIELDS = 200
 # Deep enough for any real resource, shallow enough to stay far from Python's stack limit.
-_MAX_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -352,96 +343,6 @@ def _identity(entry: Entry) -> str | None:
 
 def _condition_key(resource_type: str, query: tuple[tuple[str, str], ...]) -> str:
     return f"{resource_type}?{urlencode(sorted(query))}"
-
-
-# --- references ----------------------------------------------------------------------
-
-
-def rewrite_references(resource: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """``resource`` with its references found in ``mapping`` pointing to their values.
-
-    Every ``reference`` string at any depth (lists, contained resources, extensions)
-    equal to a key is replaced; so are the key's occurrences in narratives
-    (``text.div``), as http.html §3.1.0.13.3 asks. ``resource`` is never changed: the
-    paths to what changed are copied, the rest is shared with it.
-    """
-    return cast(dict[str, Any], _Rewriter(mapping).node(resource, 0))
-
-
-class _Rewriter:
-    def __init__(self, mapping: Mapping[str, str]) -> None:
-        self.mapping = mapping
-
-    @functools.cached_property
-    def in_div(self) -> dict[str, str]:
-        # Narratives are XHTML: a key appears there escaped (& in a search url).
-        return {html.escape(key): html.escape(value) for key, value in self.mapping.items()}
-
-    @functools.cached_property
-    def pattern(self) -> re.Pattern[str] | None:
-        """Built on the first narrative only: most resources of a bundle have none."""
-        keys = sorted((re.escape(key) for key in self.in_div if key), key=len, reverse=True)
-        # A key must stand alone: 'Patient/1' is not rewritten inside 'Patient/12'.
-        alternatives = "|".join(keys)
-        pattern = rf"(?<![\w\-./:%~])(?:{alternatives})(?![\w\-/%~]|\.\w)"
-        return re.compile(pattern) if keys else None
-
-    def node(self, node: Any, depth: int) -> Any:
-        """The node rewritten; the very same object when nothing in it changes (most
-        of a resource), so that only the paths to a rewritten reference are copied."""
-        if depth > _MAX_DEPTH:
-            raise RempartError(Category.INCORRECT, "The resource is nested too deeply")
-        if isinstance(node, list):
-            items = [self.node(item, depth + 1) for item in node]
-            return node if all(a is b for a, b in zip(items, node, strict=True)) else items
-        if isinstance(node, dict):
-            members = {key: self.member(key, value, depth) for key, value in node.items()}
-            return node if all(members[key] is value for key, value in node.items()) else members
-        return node
-
-    def member(self, key: str, value: Any, depth: int) -> Any:
-        if key == "reference" and isinstance(value, str):
-            return self.mapping.get(value, value)
-        copied = self.node(value, depth + 1)
-        if key == "text" and isinstance(value, dict) and isinstance(value.get("div"), str):
-            div = self.div(value["div"])
-            if div != value["div"]:
-                copied = {**copied, "div": div}
-        return copied
-
-    def div(self, div: str) -> str:
-        if self.pattern is None:
-            return div
-        return self.pattern.sub(lambda match: self.in_div[match.group(0)], div)
-
-
-def unresolved_placeholders(resource: dict[str, Any]) -> list[str]:
-    """The ``urn:uuid:`` and ``urn:oid:`` references of ``resource``, each once, in order.
-
-    After rewriting, any left point to no entry of the Bundle: the transaction fails.
-    """
-    found = (ref for ref in _references(resource, 0) if ref.startswith(_PLACEHOLDER_PREFIXES))
-    return list(dict.fromkeys(found))
-
-
-def conditional_references(resource: dict[str, Any]) -> list[str]:
-    """The ``[type]?[search]`` references of ``resource``, each once, in order."""
-    found = (ref for ref in _references(resource, 0) if _CONDITIONAL_REFERENCE.fullmatch(ref))
-    return list(dict.fromkeys(found))
-
-
-def _references(node: Any, depth: int) -> Iterator[str]:
-    if depth > _MAX_DEPTH:
-        raise RempartError(Category.INCORRECT, "The resource is nested too deeply")
-    if isinstance(node, list):
-        for item in node:
-            yield from _references(item, depth + 1)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                yield value
-            else:
-                yield from _references(value, depth + 1)
 
 
 # --- the response --------------------------------------------------------------------

@@ -23,16 +23,18 @@ import orjson
 from rempart.errors import Category, RempartError
 from rempart.fhir.bundle import (
     Entry,
-    conditional_references,
     entry_response,
     parse_bundle,
     processing_order,
     response_bundle,
-    rewrite_references,
-    unresolved_placeholders,
 )
 from rempart.fhir.outcome import from_error
 from rempart.fhir.patch import apply_fhirpath_patch
+from rempart.fhir.references import (
+    conditional_references,
+    rewrite_references,
+    unresolved_placeholders,
+)
 from rempart.rest.common import check_id, check_type, etag, instant, renderer
 from rempart.rest.conditional import condition, matches, one_at_most, query_string
 from rempart.rest.context import Context

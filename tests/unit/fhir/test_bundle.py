@@ -13,11 +13,13 @@ import pytest
 from rempart.errors import Category, RempartError
 from rempart.fhir.bundle import (
     Entry,
-    conditional_references,
     entry_response,
     parse_bundle,
     processing_order,
     response_bundle,
+)
+from rempart.fhir.references import (
+    conditional_references,
     rewrite_references,
     unresolved_placeholders,
 )
