@@ -60,6 +60,8 @@ CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, 
 """ + index.schema("sqlite")
 INSERTS = index.insert_statements("?")
 SCANNERS = 4
+WRITE_CACHE_KIB = 256 * 1024
+READ_CACHE_KIB = 64 * 1024
 INLINE_BUDGET = 0.002
 """Seconds of SQLite work a search may take on the event loop before it moves to a thread."""
 ANALYZE_EVERY = 5_000
@@ -81,6 +83,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA synchronous = FULL")
+    # The index b-trees outgrow SQLite's 2 MiB default cache quickly (a million
+    # resources hold tens of millions of index rows); pages are allocated on use.
+    conn.execute(f"PRAGMA cache_size = -{READ_CACHE_KIB if readonly else WRITE_CACHE_KIB}")
     return conn
 
 
