@@ -213,7 +213,7 @@ INDEXES = (
     ("idx_reference_value", "idx_reference", "type, param, target_id, target_type, seq"),
     ("idx_reference_target", "idx_reference", "target_id, target_type"),
     ("idx_reference_seq", "idx_reference", "seq"),
-    ("idx_date_value", "idx_date", "type, param, many, long, lo"),
+    ("idx_date_value", "idx_date", "type, param, many, long, lo, hi, seq"),  # covering
     ("idx_date_seq", "idx_date", "seq"),
     ("idx_number_value", "idx_number", "type, param, value"),
     ("idx_number_seq", "idx_number", "seq"),

@@ -35,42 +35,44 @@ def date_criteria(tests: Sequence[Test], alias: str, type_: str, next_alias: Any
     param = tests[0].param.code
     head = "{d}.type = ? AND {d}.param = ?"
     parts: list[Sql] = []
-    single = "" if len(tests) == 1 else " AND {d}.many = 0"
+    # "many IN (0, 1)" says nothing but lets the b-tree reach the columns after it.
+    single = " AND {d}.many IN (0, 1)" if len(tests) == 1 else " AND {d}.many = 0"
     for long in (0, 1):
         d = next_alias("d")
-        where, params = _all(tests, d, bounded=long == 0)
+        where, params = _join(" AND ", [_any(test, d) for test in tests], wrap=False)
+        if long == 0:  # one range on lo that the b-tree can read (SQLite uses one only)
+            low, high = _lo_hull(tests)
+            where, params = f"{d}.lo >= ? AND {d}.lo < ? AND {where}", [low, high, *params]
         sql = f"SELECT {d}.seq FROM idx_date {d} WHERE {head}{single} AND {d}.long = ? AND {where}"
         parts.append((f"{alias}.seq IN ({sql.format(d=d)})", [type_, param, long, *params]))
     if len(tests) > 1:  # several values: each criterion on its own, as §3.1.1.3 reads
         several = []
         for test in tests:
             d = next_alias("d")
-            where, params = _any(test, d, bounded=False)
+            where, params = _any(test, d)
             sql = f"SELECT {d}.seq FROM idx_date {d} WHERE {head} AND {d}.many = 1 AND {where}"
             several.append((f"{alias}.seq IN ({sql.format(d=d)})", [type_, param, *params]))
         parts.append(_join(" AND ", several, wrap=True))
     return _join(" OR ", parts, wrap=True)
 
 
-def _all(tests: Sequence[Test], d: str, *, bounded: bool) -> Sql:
-    return _join(" AND ", [_any(test, d, bounded=bounded) for test in tests], wrap=False)
-
-
-def _any(test: Test, d: str, *, bounded: bool) -> Sql:
+def _any(test: Test, d: str) -> Sql:
     parts = []
     for value in test.values:
         assert isinstance(value, DateQ)
-        exact = date_sql(value, f"{d}.lo", f"{d}.hi")
-        parts.append(
-            _join(" AND ", [_lo_bounds(value, d), exact], wrap=False) if bounded else exact
-        )
+        parts.append(date_sql(value, f"{d}.lo", f"{d}.hi"))
     return _join(" OR ", parts, wrap=True)
 
 
-def _lo_bounds(value: DateQ, d: str) -> Sql:
-    """Bounds on ``lo`` implied by the test for a period no longer than a day."""
-    low, high = lo_range(value)
-    return f"{d}.lo >= ? AND {d}.lo < ?", [low, high]
+def _lo_hull(tests: Sequence[Test]) -> tuple[int, int]:
+    """The narrowest ``[low, high)`` holding ``lo`` of every short period that can match:
+    for each criterion the hull of its values' ranges, intersected across criteria."""
+    low, high = -FOREVER, FOREVER
+    for test in tests:
+        ranges = [lo_range(value) for value in test.values if isinstance(value, DateQ)]
+        low = max(low, min(r[0] for r in ranges))
+        high = min(high, max(r[1] for r in ranges))
+    return low, high
 
 
 def lo_range(value: DateQ) -> tuple[int, int]:

@@ -59,7 +59,9 @@ def run_search(request: SearchRequest, blind: BlindIndex) -> Steps:
     return RawResult(page, included, total, more)
 
 
-def match_where(query: SearchQuery, blind: BlindIndex, as_of: int | None) -> Sql:
+def match_where(
+    query: SearchQuery, blind: BlindIndex, as_of: int | None, *, probe: bool = False
+) -> Sql:
     """The WHERE clause (on alias ``rv``) of the versions matching ``query``."""
     parts: list[Sql] = []
     if len(query.types) == 1:
@@ -70,7 +72,7 @@ def match_where(query: SearchQuery, blind: BlindIndex, as_of: int | None) -> Sql
     if query.since is not None:
         parts.append(("rv.last_updated >= ?", [query.since]))
     type_ = query.types[0] if len(query.types) == 1 else None
-    parts.append(Compiler(blind, as_of).all_of(query.where, "rv", type_))
+    parts.append(Compiler(blind, as_of, probe=probe).all_of(query.where, "rv", type_))
     return " AND ".join(p[0] for p in parts), [v for p in parts for v in p[1]]
 
 
@@ -115,25 +117,30 @@ Driver = tuple[int, str, Sql]  # criterion position, index table, its equality c
 def _driver(query: SearchQuery, blind: BlindIndex) -> Driver | None:
     """An equality criterion whose index rows can be read in ``seq`` order.
 
-    A token with its system or a typed reference, on one type, with one value: its index
+    A typed reference or a token with its system, on one type, with one value: its index
     gives the matches already ordered by ``seq``, so the page is read from the index and
-    the query stops after ``_count`` of them instead of sorting every match.
+    the query stops after ``_count`` of them instead of sorting every match. A reference
+    is preferred: it usually names one patient, where a code names a whole population.
     """
     if len(query.types) != 1:
         return None
-    for position, node in enumerate(query.where):
-        if not isinstance(node, Test) or node.modifier is not None or len(node.values) != 1:
-            continue
+    candidates = [
+        (position, node)
+        for position, node in enumerate(query.where)
+        if isinstance(node, Test) and node.modifier is None and len(node.values) == 1
+    ]
+    candidates.sort(key=lambda pair: not isinstance(pair[1].values[0], ReferenceQ))
+    for position, node in candidates:
         value, head = node.values[0], [query.types[0], node.param.code]
-        if isinstance(value, TokenQ) and value.system and value.code and not value.or_no_system:
-            code = cut(blind.token(value.system, value.code))
-            sql = "d.type = ? AND d.param = ? AND d.code = ? AND d.system = ? AND d.grp = 0"
-            return position, "idx_token", (sql, [*head, code, cut(value.system)])
         if isinstance(value, ReferenceQ) and value.type and value.id and not value.url:
             sql = (
                 "d.type = ? AND d.param = ? AND d.target_id = ? AND d.target_type = ? AND d.grp = 0"
             )
             return position, "idx_reference", (sql, [*head, value.id, value.type])
+        if isinstance(value, TokenQ) and value.system and value.code and not value.or_no_system:
+            code = cut(blind.token(value.system, value.code))
+            sql = "d.type = ? AND d.param = ? AND d.code = ? AND d.system = ? AND d.grp = 0"
+            return position, "idx_token", (sql, [*head, code, cut(value.system)])
     return None
 
 
@@ -142,7 +149,7 @@ def _driven_page(
 ) -> Sql:
     position, table, (condition, driver_params) = driver
     rest = replace(query, where=query.where[:position] + query.where[position + 1 :])
-    where, params = match_where(rest, blind, request.as_of)
+    where, params = match_where(rest, blind, request.as_of, probe=True)
     head = (
         f"SELECT {SELECT} FROM {table} d JOIN resource_version rv ON rv.seq = d.seq "
         f"WHERE {condition} AND {where}"

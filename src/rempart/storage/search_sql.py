@@ -55,16 +55,20 @@ def visible(alias: str, as_of: int | None) -> Sql:
 class Compiler:
     """Criteria to SQL for one search; ``depth`` keeps aliases of nested joins apart."""
 
-    def __init__(self, blind: BlindIndex, as_of: int | None) -> None:
+    def __init__(self, blind: BlindIndex, as_of: int | None, *, probe: bool = False) -> None:
         self._blind = blind
         self._as_of = as_of
         self._aliases = 0
+        self._probe = probe
+        """Criteria as correlated ``EXISTS`` probes by ``seq``: for a page driven by
+        another criterion's index, which yields few candidates to check, where
+        ``seq IN (SELECT …)`` would first collect every match of the criterion."""
 
     def all_of(self, nodes: tuple[Node, ...], alias: str, type_: str | None) -> Sql:
         dates: dict[str, list[Test]] = {}
         others: list[Node] = []
         for node in nodes:
-            if type_ is not None and _plain_date(node):
+            if type_ is not None and _plain_date(node) and not self._probe:
                 assert isinstance(node, Test)
                 dates.setdefault(node.param.code, []).append(node)
             else:
@@ -117,6 +121,12 @@ class Compiler:
         values = [self._value(test.param.type, test.modifier, v, i) for v in test.values]
         where, params = _join(" OR ", values, wrap=True)
         negate = "NOT " if test.modifier == "not" else ""
+        if self._probe:
+            sql = (
+                f"{negate}EXISTS (SELECT 1 FROM {table} {i} WHERE {i}.seq = {alias}.seq "
+                f"AND {i}.type = ? AND {i}.param = ? AND {where})"
+            )
+            return sql, [type_, test.param.code, *params]
         sql = (
             f"{alias}.seq {negate}IN (SELECT {i}.seq FROM {table} {i} "
             f"WHERE {i}.type = ? AND {i}.param = ? AND {where})"
