@@ -40,10 +40,15 @@ class RawResult:
     more: bool
 
 
-def run_search(request: SearchRequest, blind: BlindIndex) -> Steps:
+def run_search(request: SearchRequest, blind: BlindIndex, *, dense: bool = False) -> Steps:
+    """The steps of a search. ``dense``: read the page by scanning the type in ``seq``
+    order and probing each resource (see :func:`dense_applies`)."""
     query = request.query
     where, params = match_where(query, blind, request.as_of)
-    if query.count > 0:
+    if query.count > 0 and dense:
+        probes, probe_params = match_where(query, blind, request.as_of, probe=True)
+        page = yield _page_sql(query, probes, probe_params, request, blind)
+    elif query.count > 0:
         page = yield _page_sql(query, where, params, request, blind)
     else:
         page = []
@@ -57,6 +62,22 @@ def run_search(request: SearchRequest, blind: BlindIndex) -> Steps:
         total = int(counted[0][0])
     included = yield from _includes(query.includes, page, request)
     return RawResult(page, included, total, more)
+
+
+def dense_applies(query: SearchQuery, blind: BlindIndex) -> bool:
+    """Whether a search may be read "dense first": one type, default order, no driving
+    index. Collecting every match of each criterion, then sorting, costs the size of
+    the result; scanning the type in ``seq`` order and probing each resource costs
+    the distance to the ``_count``-th match, far less when most resources match (a
+    common name, a code every patient has). A store tries it under a small budget and
+    falls back to collecting when the matches turn out sparse."""
+    return (
+        len(query.types) == 1
+        and not query.sort
+        and bool(query.where)
+        and query.count > 0
+        and _driver(query, blind) is None
+    )
 
 
 def match_where(

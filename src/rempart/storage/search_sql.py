@@ -101,6 +101,12 @@ class Compiler:
         if isinstance(node, InList):
             return self._in_list(node, alias)
         if isinstance(node, InCompartment):
+            if self._probe:
+                return (
+                    f"EXISTS (SELECT 1 FROM idx_compartment c WHERE c.seq = {alias}.seq "
+                    "AND c.comp_type = ? AND c.comp_id = ?)",
+                    [node.type, node.id],
+                )
             return (
                 f"{alias}.seq IN (SELECT c.seq FROM idx_compartment c "
                 "WHERE c.comp_type = ? AND c.comp_id = ?)",
@@ -206,25 +212,30 @@ class Compiler:
         r, t = self._next("r"), self._next("t")
         live, live_params = visible(t, self._as_of)
         inner, inner_params = self.node(node.inner, t, node.target)
-        sql = (
-            f"{alias}.seq IN (SELECT {r}.seq FROM idx_reference {r} "
+        join = (
+            f"FROM idx_reference {r} "
             f"JOIN resource_version {t} ON {t}.type = {r}.target_type AND {t}.id = {r}.target_id "
             f"WHERE {r}.type = ? AND {r}.param = ? AND {r}.target_type = ? "
-            f"AND {live} AND {inner})"
+            f"AND {live} AND {inner}"
         )
-        return sql, [type_, node.param.code, node.target, *live_params, *inner_params]
+        params = [type_, node.param.code, node.target, *live_params, *inner_params]
+        if self._probe:
+            return f"EXISTS (SELECT 1 {join} AND {r}.seq = {alias}.seq)", params
+        return f"{alias}.seq IN (SELECT {r}.seq {join})", params
 
     def _has(self, node: Has, alias: str, type_: str) -> Sql:
         r, s = self._next("r"), self._next("s")
         live, live_params = visible(s, self._as_of)
         inner, inner_params = self.node(node.inner, s, node.source)
-        sql = (
-            f"{alias}.id IN (SELECT {r}.target_id FROM idx_reference {r} "
-            f"JOIN resource_version {s} ON {s}.seq = {r}.seq "
+        join = (
+            f"FROM idx_reference {r} JOIN resource_version {s} ON {s}.seq = {r}.seq "
             f"WHERE {r}.type = ? AND {r}.param = ? AND {r}.target_type = ? "
-            f"AND {live} AND {inner})"
+            f"AND {live} AND {inner}"
         )
-        return sql, [node.source, node.param.code, type_, *live_params, *inner_params]
+        params = [node.source, node.param.code, type_, *live_params, *inner_params]
+        if self._probe:
+            return f"EXISTS (SELECT 1 {join} AND {r}.target_id = {alias}.id)", params
+        return f"{alias}.id IN (SELECT {r}.target_id {join})", params
 
     def _in_list(self, node: InList, alias: str) -> Sql:
         r, lst = self._next("r"), self._next("l")

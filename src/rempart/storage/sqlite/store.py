@@ -31,7 +31,13 @@ from rempart.storage.ports import (
     WriteResult,
     from_micros,
 )
-from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
+from rempart.storage.search_run import (
+    RawResult,
+    Steps,
+    dense_applies,
+    ids_matching,
+    run_search,
+)
 from rempart.storage.sqlite.writer import GroupCommitWriter
 from rempart.storage.versioning import (
     COLUMNS,
@@ -63,6 +69,8 @@ SCANNERS = 4
 WRITE_CACHE_KIB = 256 * 1024
 READ_CACHE_KIB = 64 * 1024
 INLINE_BUDGET = 0.002
+DENSE_BUDGET = 0.002
+"""Seconds the dense reading of a search (search_run.dense_applies) may take."""
 """Seconds of SQLite work a search may take on the event loop before it moves to a thread."""
 ANALYZE_EVERY = 5_000
 """Versions written between two refreshes of the planner's statistics."""
@@ -158,11 +166,19 @@ class SqliteStore:
         then waits for the GIL behind the event loop (up to the 5 ms switch interval):
         measured, that cost more than the query. A search over budget is interrupted
         and answered by :meth:`_search_threaded`, so a slow one never holds the loop.
+        Where it applies, the dense reading is tried first, under a smaller budget.
         """
-        deadline = time.perf_counter() + INLINE_BUDGET
+        if dense_applies(request.query, self._blind):
+            raw = self._within(DENSE_BUDGET, run_search(request, self._blind, dense=True))
+            if raw is not None:
+                return raw
+        return self._within(INLINE_BUDGET, run_search(request, self._blind))
+
+    def _within(self, budget: float, steps: Steps) -> RawResult | None:
+        deadline = time.perf_counter() + budget
         self._reader.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
         try:
-            return _drive(self._reader, run_search(request, self._blind))
+            return _drive(self._reader, steps)
         except sqlite3.OperationalError as error:
             if "interrupt" in str(error):
                 return None
