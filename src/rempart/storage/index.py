@@ -204,23 +204,25 @@ def schema(dialect: str, prefix: str = "") -> str:
     return ";\n".join(statements) + ";\n"
 
 
+# The seq indexes carry the parameter (and a date's bounds): a probe by seq (a driven
+# or dense page, a sort key) then reads only the rows of its parameter.
 INDEXES = (
     ("idx_string_value", "idx_string", "type, param, norm"),
-    ("idx_string_seq", "idx_string", "seq"),
+    ("idx_string_seq", "idx_string", "seq, param"),
     # seq last: an equality search reads its matches in seq order and stops at a page.
     ("idx_token_value", "idx_token", "type, param, code, system, seq"),
-    ("idx_token_seq", "idx_token", "seq"),
+    ("idx_token_seq", "idx_token", "seq, param"),
     ("idx_reference_value", "idx_reference", "type, param, target_id, target_type, seq"),
     ("idx_reference_target", "idx_reference", "target_id, target_type"),
-    ("idx_reference_seq", "idx_reference", "seq"),
+    ("idx_reference_seq", "idx_reference", "seq, param"),
     ("idx_date_value", "idx_date", "type, param, many, long, lo, hi, seq"),  # covering
-    ("idx_date_seq", "idx_date", "seq"),
+    ("idx_date_seq", "idx_date", "seq, param, lo, hi"),
     ("idx_number_value", "idx_number", "type, param, value"),
-    ("idx_number_seq", "idx_number", "seq"),
+    ("idx_number_seq", "idx_number", "seq, param"),
     ("idx_quantity_value", "idx_quantity", "type, param, code, lo"),
-    ("idx_quantity_seq", "idx_quantity", "seq"),
+    ("idx_quantity_seq", "idx_quantity", "seq, param"),
     ("idx_uri_value", "idx_uri", "type, param, uri"),
-    ("idx_uri_seq", "idx_uri", "seq"),
+    ("idx_uri_seq", "idx_uri", "seq, param"),
     ("idx_compartment_member", "idx_compartment", "comp_id, comp_type"),
     ("idx_compartment_seq", "idx_compartment", "seq"),
 )

@@ -12,7 +12,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rempart.fhir.search.parameters import parameters_for
-from rempart.fhir.search.query import Include, ReferenceQ, SearchQuery, SortKey, Test, TokenQ
+from rempart.fhir.search.query import (
+    IdIn,
+    Include,
+    InCompartment,
+    ReferenceQ,
+    SearchQuery,
+    SortKey,
+    Test,
+    TokenQ,
+)
 from rempart.storage.index import BlindIndex, cut
 from rempart.storage.ports import SearchRequest
 from rempart.storage.search_sql import Compiler, Sql, visible
@@ -71,11 +80,16 @@ def dense_applies(query: SearchQuery, blind: BlindIndex) -> bool:
     the distance to the ``_count``-th match, far less when most resources match (a
     common name, a code every patient has). A store tries it under a small budget and
     falls back to collecting when the matches turn out sparse."""
+    selective = any(
+        (isinstance(node, IdIn) and not node.negate) or isinstance(node, InCompartment)
+        for node in query.where
+    )  # a few ids, one patient's record: collecting them is the quick way
     return (
         len(query.types) == 1
         and not query.sort
         and bool(query.where)
         and query.count > 0
+        and not selective
         and _driver(query, blind) is None
     )
 
