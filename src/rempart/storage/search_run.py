@@ -228,11 +228,11 @@ def _includes(
         active = [inc for inc in includes if depth == 0 or inc.iterate]
         new: list[Row] = []
         for include in active:
-            sql = (
-                _reverse_sql(include, current, request)
-                if include.reverse
-                else _forward_sql(include, current, request)
-            )
+            if include.reverse:
+                sql = _reverse_sql(include, current, request)
+            else:
+                targets = _targets_sql(include, current)
+                sql = _forward_sql((yield targets), request) if targets else None
             if sql is None:
                 continue
             for row in (yield sql):
@@ -246,12 +246,14 @@ def _includes(
     return found
 
 
-def _forward_sql(include: Include, rows: list[Row], request: SearchRequest) -> Sql | None:
-    """``_include=Source:param[:Target]``: what the page's Source resources refer to."""
+def _targets_sql(include: Include, rows: list[Row]) -> Sql | None:
+    """``_include=Source:param[:Target]``: the (type, id) the page's Source resources
+    refer to. Read apart, then fetched by their ids: given the join at once,
+    PostgreSQL's planner chose to scan every version (200 ms at 100,000 resources)."""
     seqs = [row[0] for row in rows if include.source in ("*", row[1])]
     if not seqs:
         return None
-    where = [f"r.seq IN ({', '.join('?' * len(seqs))})"]
+    where = [f"r.seq IN ({', '.join('?' * len(seqs))})", "r.target_id IS NOT NULL"]
     params: list[Any] = list(seqs)
     if include.param != "*":
         where.append("r.param = ?")
@@ -259,13 +261,18 @@ def _forward_sql(include: Include, rows: list[Row], request: SearchRequest) -> S
     if include.target is not None:
         where.append("r.target_type = ?")
         params.append(include.target)
+    select = "SELECT DISTINCT r.target_type, r.target_id FROM idx_reference r"
+    return f"{select} WHERE {' AND '.join(where)}", params
+
+
+def _forward_sql(targets: list[Row], request: SearchRequest) -> Sql | None:
+    pairs = [(type_, id_) for type_, id_ in targets if type_ is not None][: request.include_limit]
+    if not pairs:
+        return None
     live, live_params = visible("rv", request.as_of)
-    sql = (
-        f"SELECT {SELECT} FROM resource_version rv WHERE (rv.type, rv.id) IN ("
-        f"SELECT r.target_type, r.target_id FROM idx_reference r WHERE {' AND '.join(where)}) "
-        f"AND {live} LIMIT ?"
-    )
-    return sql, [*params, *live_params, request.include_limit]
+    alternatives = " OR ".join(["(rv.type = ? AND rv.id = ?)"] * len(pairs))
+    sql = f"SELECT {SELECT} FROM resource_version rv WHERE ({alternatives}) AND {live} LIMIT ?"
+    return sql, [*(v for pair in pairs for v in pair), *live_params, request.include_limit]
 
 
 def _reverse_sql(include: Include, rows: list[Row], request: SearchRequest) -> Sql | None:
