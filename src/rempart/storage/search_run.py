@@ -78,8 +78,8 @@ def dense_applies(query: SearchQuery, blind: BlindIndex) -> bool:
     index. Collecting every match of each criterion, then sorting, costs the size of
     the result; scanning the type in ``seq`` order and probing each resource costs
     the distance to the ``_count``-th match, far less when most resources match (a
-    common name, a code every patient has). A store tries it under a small budget and
-    falls back to collecting when the matches turn out sparse."""
+    common name, a code every patient has). The SQLite store tries it when collecting
+    ran out of a short budget (many matches), itself under a budget (sparse ones)."""
     selective = any(
         (isinstance(node, IdIn) and not node.negate) or isinstance(node, InCompartment)
         for node in query.where

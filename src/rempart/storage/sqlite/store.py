@@ -69,8 +69,10 @@ SCANNERS = 4
 WRITE_CACHE_KIB = 256 * 1024
 READ_CACHE_KIB = 64 * 1024
 INLINE_BUDGET = 0.002
-DENSE_BUDGET = 0.002
+DENSE_BUDGET = 0.005
 """Seconds the dense reading of a search (search_run.dense_applies) may take."""
+COLLECT_FIRST_BUDGET = 0.001
+"""Seconds a search that could be read dense is first given to collect its matches."""
 """Seconds of SQLite work a search may take on the event loop before it moves to a thread."""
 ANALYZE_EVERY = 5_000
 """Versions written between two refreshes of the planner's statistics."""
@@ -168,11 +170,14 @@ class SqliteStore:
         and answered by :meth:`_search_threaded`, so a slow one never holds the loop.
         Where it applies, the dense reading is tried first, under a smaller budget.
         """
-        if dense_applies(request.query, self._blind):
+        if not dense_applies(request.query, self._blind):
+            return self._within(INLINE_BUDGET, run_search(request, self._blind))
+        # Collecting the matches is quickest while they are few; when it runs out of
+        # its (short) budget they are many, and the dense reading stops at the page.
+        raw = self._within(COLLECT_FIRST_BUDGET, run_search(request, self._blind))
+        if raw is None:
             raw = self._within(DENSE_BUDGET, run_search(request, self._blind, dense=True))
-            if raw is not None:
-                return raw
-        return self._within(INLINE_BUDGET, run_search(request, self._blind))
+        return raw
 
     def _within(self, budget: float, steps: Steps) -> RawResult | None:
         deadline = time.perf_counter() + budget
