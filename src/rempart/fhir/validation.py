@@ -66,10 +66,10 @@ class FhirkitValidator:
 
     def dump(self, resource: Mapping[str, Any]) -> bytes:
         """Serialize a resource that ``load`` returned (so already valid)."""
-        return orjson.dumps(resource, default=_decimal)
+        return orjson.dumps(resource, default=decimal_default)
 
 
-def _decimal(value: object) -> orjson.Fragment:
+def decimal_default(value: object) -> orjson.Fragment:
     """Decimals as written: ``0.00000010`` stays so (``str`` would give ``1.0E-7``)."""
     if isinstance(value, Decimal) and value.is_finite():
         exponent = value.as_tuple().exponent

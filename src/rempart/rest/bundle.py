@@ -35,7 +35,7 @@ from rempart.fhir.references import (
     rewrite_references,
     unresolved_placeholders,
 )
-from rempart.rest.common import check_id, check_type, etag, instant, renderer
+from rempart.rest.common import ETAG, check_id, check_type, etag, instant, renderer
 from rempart.rest.conditional import condition, matches, one_at_most, query_string
 from rempart.rest.context import Context
 from rempart.rest.http import FHIR_JSON, FhirRequest, FhirResponse
@@ -58,7 +58,9 @@ async def bundle(ctx: Context, request: FhirRequest) -> FhirResponse:
         responses = [await _batch_entry(ctx, request, entry) for entry in entries]
     else:
         responses = await Transaction(ctx, request).run(entries)
-    return FhirResponse(200, _dump(response_bundle(kind, responses)), {"content-type": FHIR_JSON})
+    return FhirResponse(
+        200, ctx.validator.dump(response_bundle(kind, responses)), {"content-type": FHIR_JSON}
+    )
 
 
 async def _batch_entry(ctx: Context, request: FhirRequest, entry: Entry) -> dict[str, Any]:
@@ -85,7 +87,7 @@ async def dispatch(ctx: Context, request: FhirRequest, entry: Entry) -> FhirResp
     headers = {"content-type": FHIR_JSON, **_entry_headers(entry)}
     if request.header("prefer"):
         headers["prefer"] = request.headers["prefer"]
-    body = orjson.dumps(entry.resource, default=_decimal) if entry.resource is not None else b""
+    body = b"" if entry.resource is None else ctx.validator.dump(entry.resource)
     sub = FhirRequest(
         method, request.base_url, names.get("type"), names.get("id"), names.get("version"),
         names.get("target"), entry.query, headers, body,
@@ -276,17 +278,7 @@ class Transaction:
 def _if_match(entry: Entry) -> int | None:
     if entry.if_match is None:
         return None
-    digits = entry.if_match.strip().removeprefix("W/").strip('"')
-    if not digits.isdigit() or len(digits) > 9:
+    match = ETAG.fullmatch(entry.if_match.strip())
+    if match is None:
         raise RempartError(Category.INCORRECT, 'ifMatch must be a version ETag like W/"3"')
-    return int(digits)
-
-
-def _decimal(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(str(value).encode())
-    raise TypeError
-
-
-def _dump(document: dict[str, Any]) -> bytes:
-    return orjson.dumps(document, default=_decimal)
+    return int(match.group(1))

@@ -150,8 +150,13 @@ def written(request: FhirRequest, stored: StoredVersion, status: int) -> FhirRes
 
 
 def _preference(request: FhirRequest) -> str:
+    return prefer(request, "return") or "representation"
+
+
+def prefer(request: FhirRequest, preference: str) -> str | None:
+    """The value of one ``Prefer`` preference (RFC 7240), e.g. ``return`` or ``handling``."""
     for part in (request.header("prefer") or "").split(","):
         name, _, value = part.strip().partition("=")
-        if name.strip() == "return":
+        if name.strip() == preference:
             return value.strip().strip('"')
-    return "representation"
+    return None

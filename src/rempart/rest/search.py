@@ -24,7 +24,7 @@ from rempart.fhir.outcome import outcome
 from rempart.fhir.search.parse import Limits, parse_search
 from rempart.fhir.search.query import InCompartment, SearchQuery
 from rempart.fhir.validation import RESOURCE_TYPES
-from rempart.rest.common import check_id, check_type
+from rempart.rest.common import check_id, check_type, prefer
 from rempart.rest.context import Context
 from rempart.rest.http import FHIR_JSON, FhirRequest, FhirResponse
 from rempart.storage.ports import SearchRequest, SearchResult, StoredVersion, now_micros
@@ -82,11 +82,7 @@ def parameters(request: FhirRequest) -> tuple[tuple[str, str], ...]:
 
 
 def strict(request: FhirRequest) -> bool:
-    for part in (request.header("prefer") or "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name.strip() == "handling":
-            return value.strip().strip('"') == "strict"
-    return False
+    return prefer(request, "handling") == "strict"
 
 
 def limits(ctx: Context) -> Limits:

@@ -20,12 +20,12 @@ row make it cheap while staying exact:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from rempart.fhir.search.query import DateQ, Test
+from rempart.storage.ports import now_micros
+from rempart.storage.sql import Sql, join
 
-Sql = tuple[str, list[Any]]
 DAY = 86_400_000_000  # µs
 FOREVER = 2**62
 
@@ -39,7 +39,7 @@ def date_criteria(tests: Sequence[Test], alias: str, type_: str, next_alias: Any
     single = " AND {d}.many IN (0, 1)" if len(tests) == 1 else " AND {d}.many = 0"
     for long in (0, 1):
         d = next_alias("d")
-        where, params = _join(" AND ", [_any(test, d) for test in tests], wrap=False)
+        where, params = join(" AND ", [_any(test, d) for test in tests], wrap=False)
         if long == 0:  # one range on lo that the b-tree can read (SQLite uses one only)
             low, high = _lo_hull(tests)
             where, params = f"{d}.lo >= ? AND {d}.lo < ? AND {where}", [low, high, *params]
@@ -52,8 +52,8 @@ def date_criteria(tests: Sequence[Test], alias: str, type_: str, next_alias: Any
             where, params = _any(test, d)
             sql = f"SELECT {d}.seq FROM idx_date {d} WHERE {head} AND {d}.many = 1 AND {where}"
             several.append((f"{alias}.seq IN ({sql.format(d=d)})", [type_, param, *params]))
-        parts.append(_join(" AND ", several, wrap=True))
-    return _join(" OR ", parts, wrap=True)
+        parts.append(join(" AND ", several, wrap=True))
+    return join(" OR ", parts, wrap=True)
 
 
 def _any(test: Test, d: str) -> Sql:
@@ -61,7 +61,7 @@ def _any(test: Test, d: str) -> Sql:
     for value in test.values:
         assert isinstance(value, DateQ)
         parts.append(date_sql(value, f"{d}.lo", f"{d}.hi"))
-    return _join(" OR ", parts, wrap=True)
+    return join(" OR ", parts, wrap=True)
 
 
 def _lo_hull(tests: Sequence[Test]) -> tuple[int, int]:
@@ -97,7 +97,7 @@ def lo_range(value: DateQ) -> tuple[int, int]:
 def approximate(value: DateQ) -> tuple[int, int]:
     """The period ``ap`` accepts overlaps: widened by a tenth of its distance from now."""
     s, e = value.start, value.end
-    now = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1e6
+    now = now_micros()
     margin = max(int(abs(now - s) * 0.1), e - s)
     return s - margin, e + margin
 
@@ -122,9 +122,3 @@ _EXACT: dict[str, tuple[str, str]] = {
     "sa": ("{lo} >= ?", "e"),
     "eb": ("{hi} <= ?", "s"),
 }
-
-
-def _join(separator: str, parts: list[Sql], *, wrap: bool) -> Sql:
-    sql = separator.join(part[0] for part in parts)
-    params = [param for part in parts for param in part[1]]
-    return (f"({sql})" if wrap and len(parts) > 1 else sql), params

@@ -24,7 +24,8 @@ from rempart.fhir.search.query import (
 )
 from rempart.storage.index import BlindIndex, cut
 from rempart.storage.ports import SearchRequest
-from rempart.storage.search_sql import Compiler, Sql, visible
+from rempart.storage.search_sql import Compiler, visible
+from rempart.storage.sql import Sql
 from rempart.storage.versioning import COLUMNS
 
 Row = tuple[Any, ...]

@@ -36,8 +36,8 @@ from rempart.fhir.search.query import (
 )
 from rempart.storage.index import INDEXED_CHARS, TABLE_OF_TYPE, BlindIndex, cut
 from rempart.storage.search_dates import date_criteria, date_sql
+from rempart.storage.sql import Sql, join
 
-Sql = tuple[str, list[Any]]
 TOP = "\U0010ffff"  # sorts after every other character: prefix ranges end here
 
 
@@ -76,7 +76,7 @@ class Compiler:
         parts = [self.node(node, alias, type_) for node in others]
         for tests in dates.values():
             parts.append(date_criteria(tests, alias, _must(type_), self._next))
-        return _join(" AND ", parts) if parts else ("1 = 1", [])
+        return join(" AND ", parts) if parts else ("1 = 1", [])
 
     def node(self, node: Node, alias: str, type_: str | None) -> Sql:
         if isinstance(node, Test):
@@ -88,9 +88,9 @@ class Compiler:
         if isinstance(node, Updated):
             column = f"{alias}.last_updated"
             parts = [date_sql(value, column, f"({column} + 1)") for value in node.values]
-            return _join(" OR ", parts, wrap=True)
+            return join(" OR ", parts, wrap=True)
         if isinstance(node, AnyOf):
-            return _join(" OR ", [self.node(n, alias, type_) for n in node.nodes], wrap=True)
+            return join(" OR ", [self.node(n, alias, type_) for n in node.nodes], wrap=True)
         return self._joined(node, alias, type_)
 
     def _joined(self, node: Node, alias: str, type_: str | None) -> Sql:
@@ -121,11 +121,11 @@ class Compiler:
     def _test(self, test: Test, alias: str, type_: str) -> Sql:
         if test.param.type == "composite":
             parts = [self._composite(test.param, v, alias, type_) for v in test.values]
-            return _join(" OR ", parts, wrap=True)
+            return join(" OR ", parts, wrap=True)
         i = self._next("i")
         table = TABLE_OF_TYPE[test.param.type]
         values = [self._value(test.param.type, test.modifier, v, i) for v in test.values]
-        where, params = _join(" OR ", values, wrap=True)
+        where, params = join(" OR ", values, wrap=True)
         negate = "NOT " if test.modifier == "not" else ""
         if self._probe:
             sql = (
@@ -192,7 +192,7 @@ class Compiler:
             parts.append((f"({i}.system = ? OR {i}.system IS NULL)", [cut(value.system)]))
         elif value.system is not None:
             parts.append((f"{i}.system = ?", [cut(value.system)]))
-        return _join(" AND ", parts, wrap=True)
+        return join(" AND ", parts, wrap=True)
 
     def _missing(self, node: Missing, alias: str, type_: str) -> Sql:
         param, table = node.param, TABLE_OF_TYPE.get(node.param.type)
@@ -280,7 +280,7 @@ def _reference(value: ReferenceQ, i: str) -> Sql:
         parts.append((f"{i}.target_id = ?", [value.id]))
     if value.url is not None:
         parts.append((f"{i}.url = ?", [cut(value.url)]))
-    return _join(" OR ", parts, wrap=True)
+    return join(" OR ", parts, wrap=True)
 
 
 def _uri(value: UriQ, modifier: str | None, i: str) -> Sql:
@@ -335,16 +335,8 @@ def _quantity(value: NumberQ, i: str) -> Sql:
         parts.append((f"{i}.code = ?", [value.code]))
     if value.system is not None:
         parts.append((f"{i}.system = ?", [value.system]))
-    return _join(" AND ", parts, wrap=True)
+    return join(" AND ", parts, wrap=True)
 
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _join(separator: str, parts: list[Sql], *, wrap: bool = False) -> Sql:
-    if not parts:
-        return "1 = 1", []
-    sql = separator.join(part[0] for part in parts)
-    params = [param for part in parts for param in part[1]]
-    return (f"({sql})" if wrap and len(parts) > 1 else sql), params

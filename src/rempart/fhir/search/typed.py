@@ -211,7 +211,7 @@ def _dates(code: str, node: Any) -> Iterator[IndexValue]:
     try:
         if isinstance(node, str):
             start, end = parse_period(node)
-            yield DateValue(code, _micros(start), _micros(end))
+            yield DateValue(code, micros(start), micros(end))
         elif isinstance(node, dict) and ("start" in node or "end" in node):
             yield DateValue(code, _bound(node.get("start"), 0), _bound(node.get("end"), 1))
         elif isinstance(node, dict):
@@ -224,10 +224,11 @@ def _dates(code: str, node: Any) -> Iterator[IndexValue]:
 def _bound(value: Any, side: int) -> int:
     if not isinstance(value, str):
         return _FOREVER[side]
-    return _micros(parse_period(value)[side])
+    return micros(parse_period(value)[side])
 
 
-def _micros(moment: datetime) -> int:
+def micros(moment: datetime) -> int:
+    """UTC microseconds since 1970, as the index stores dates."""
     return (moment - _EPOCH) // _MICROSECOND
 
 
@@ -279,7 +280,7 @@ _EXTENSION_KEYS = ("id", "url", "extension")
 _CURRENCY = "urn:iso:std:iso:4217"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_FOREVER = (_micros(datetime.min.replace(tzinfo=UTC)), _micros(datetime.max.replace(tzinfo=UTC)))
+_FOREVER = (micros(datetime.min.replace(tzinfo=UTC)), micros(datetime.max.replace(tzinfo=UTC)))
 _READERS: dict[str, Callable[[str, Any], Iterator[IndexValue]]] = {
     "string": _strings,
     "token": _tokens,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from rempart.errors import Category, RempartError
@@ -28,10 +27,10 @@ from rempart.fhir.search.query import (
     UriQ,
     Value,
 )
+from rempart.fhir.search.typed import micros
 
 MAX_VALUE = 1024
 NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def split_values(text: str, separator: str = ",") -> list[str]:
@@ -138,7 +137,7 @@ def parse_date(text: str, modifier: str | None = None) -> DateQ:
         start, end = parse_period(rest)
     except RempartError:
         raise _incorrect("A date is [prefix]YYYY[-MM[-DD[Thh:mm[:ss[.fff]][zone]]]]") from None
-    return DateQ(prefix, _micros(start), _micros(end))
+    return DateQ(prefix, micros(start), micros(end))
 
 
 def _number(text: str, modifier: str | None) -> NumberQ:
@@ -180,10 +179,6 @@ def _prefix(text: str) -> tuple[str, str]:
 
 def _unescape(text: str) -> str:
     return re.sub(r"\\([,$|\\])", r"\1", text)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _empty() -> RempartError:
