@@ -90,4 +90,6 @@ FOUND: dict[str, int] = {}
 
 def test_the_comparison_saw_matches() -> None:
     """Agreement on empty pages would prove nothing: most queries must find some."""
+    if not EXAMPLES.is_dir():
+        pytest.skip(f"official examples not found at {EXAMPLES}")
     assert sum(1 for count in FOUND.values() if count) >= len(QUERIES) - 2, FOUND
