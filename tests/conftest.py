@@ -22,6 +22,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from rempart.config import Settings, StorageSettings
+from rempart.security.oauth.signing import SigningKeys
+from rempart.security.oauth.tokens import Grant, Tokens
 
 PG_URL = os.environ.get("REMPART_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -69,12 +71,30 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     )
 
 
+def mint_token(
+    settings: Settings, base: str, scopes: str = "system/*.cruds", lifetime: int = 3600
+) -> str:
+    """An access token signed with the server's own key, as the authorization server
+    would issue it to a backend client with ``scopes``. Longer-lived than real ones
+    (the suite outlasts five minutes); tests of the token flows get theirs the real way."""
+    keys = SigningKeys(settings.storage.data_dir / "keys" / "signing-keys.json")
+    grant = Grant("test-suite", "test-suite", False, tuple(scopes.split()))
+    return Tokens(keys, None, lifetime).issue(grant, base, base, None)  # type: ignore[arg-type]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    """The real ASGI application, in process, with its lifespan run."""
+    """The real ASGI application, in process, with its lifespan run, calling with a
+    ``system/*.cruds`` token."""
     from rempart.web import create_app
 
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as test_client:
+        token = mint_token(settings, "http://127.0.0.1/fhir")
+        test_client.headers.update(bearer(token))
         yield test_client
 
 
@@ -97,6 +117,11 @@ class ServerProcess:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/fhir"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization for a ``system/*.cruds`` backend client of this server."""
+        return bearer(mint_token(self.settings, self.base))
 
     def start(self) -> ServerProcess:
         self.port = free_port()

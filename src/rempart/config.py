@@ -80,6 +80,32 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """The SMART on FHIR authorization server (``security/oauth``)."""
+
+    access_token_seconds: int = 300
+    """Lifetime of access tokens (at most 300: SMART Backend Services)."""
+    refresh_token_seconds: int = 8 * 3600
+    """Lifetime of a refresh token family (``online_access``; a working day)."""
+    offline_refresh_seconds: int = 30 * 24 * 3600
+    """Lifetime of a refresh token family granted ``offline_access``."""
+    code_seconds: int = 60
+    """Lifetime of an authorization code."""
+    login_seconds: int = 600
+    """Time a user has to log in and consent after the authorization request."""
+    max_assertion_seconds: int = 300
+    """Furthest ``exp`` a client assertion may carry (SMART: five minutes)."""
+    require_totp: bool = True
+    """Second factor mandatory at login."""
+    jwks_allow_private: bool = False
+    """Fetch client JWKS from private or loopback addresses (tests and labs only)."""
+    jwks_https_only: bool = True
+    """Fetch client JWKS over HTTPS only."""
+    redis_url: str | None = None
+    """Redis shared by several processes (assertion ``jti`` replay cache)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Rempart needs to run, built once."""
 
@@ -87,6 +113,7 @@ class Settings:
     crypto: CryptoSettings = field(default_factory=CryptoSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 def load_settings(
@@ -111,4 +138,9 @@ def load_settings(
     if env.get("REMPART_ALLOWED_HOSTS"):
         hosts = tuple(h.strip() for h in env["REMPART_ALLOWED_HOSTS"].split(",") if h.strip())
         server = replace(server, allowed_hosts=hosts)
-    return Settings(storage=storage, crypto=crypto, limits=limits, server=server)
+    auth = AuthSettings(
+        redis_url=env.get("REMPART_REDIS_URL") or None,
+        jwks_allow_private=env.get("REMPART_JWKS_ALLOW_PRIVATE", "") == "1",
+        jwks_https_only=env.get("REMPART_JWKS_ALLOW_HTTP", "") != "1",
+    )
+    return Settings(storage=storage, crypto=crypto, limits=limits, server=server, auth=auth)

@@ -80,7 +80,7 @@ def test_conditional_create_condition_is_strict(client: TestClient) -> None:
 
 def test_concurrent_conditional_creates_make_one_resource(server: ServerProcess) -> None:
     barrier = threading.Barrier(8)
-    headers = {"content-type": FHIR, "if-none-exist": CONDITION}
+    headers = {"content-type": FHIR, "if-none-exist": CONDITION, **server.headers}
     body = json.dumps(patient())
 
     def attempt(_: int) -> tuple[int, str]:
@@ -94,7 +94,8 @@ def test_concurrent_conditional_creates_make_one_resource(server: ServerProcess)
     assert sorted(code for code, _ in answers).count(201) == 1, answers
     assert {code for code, _ in answers} <= {200, 201}, answers
     assert len({id_ for _, id_ in answers}) == 1
-    found = httpx.get(f"{server.base}/Patient?identifier={SYS}|v&_total=accurate").json()
+    query = f"{server.base}/Patient?identifier={SYS}|v&_total=accurate"
+    found = httpx.get(query, headers=server.headers).json()
     assert found["total"] == 1
 
 

@@ -64,14 +64,17 @@ class Ledger:
 class Client(threading.Thread):
     """Writes its own resources (so it knows each next version) until the server dies."""
 
-    def __init__(self, base: str, prefix: str, dying: threading.Event) -> None:
+    def __init__(
+        self, base: str, prefix: str, dying: threading.Event, headers: dict[str, str]
+    ) -> None:
         super().__init__(name=f"writer-{prefix}")
         self.base, self.prefix, self.dying = base, prefix, dying
+        self.headers = headers
         self.ledger = Ledger()
         self.random = random.Random(prefix)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base + "/", timeout=30) as http:
+        with httpx.Client(base_url=self.base + "/", headers=self.headers, timeout=30) as http:
             step = 0
             while self.write(http, self.next_id(step), step):
                 step += 1
@@ -101,7 +104,9 @@ class Client(threading.Thread):
 
 def write_until_killed(server: ServerProcess, prefix: str) -> list[Ledger]:
     dying = threading.Event()
-    clients = [Client(server.base, f"{prefix}w{n}", dying) for n in range(WORKERS)]
+    clients = [
+        Client(server.base, f"{prefix}w{n}", dying, server.headers) for n in range(WORKERS)
+    ]
     for client in clients:
         client.start()
     deadline = time.monotonic() + KILL_AFTER_SECONDS
@@ -165,7 +170,9 @@ def check_everything(server: ServerProcess, ledgers: list[Ledger]) -> None:
     }
     limits = httpx.Limits(max_connections=WORKERS)
     with (
-        httpx.Client(base_url=server.base + "/", timeout=30, limits=limits) as http,
+        httpx.Client(
+            base_url=server.base + "/", headers=server.headers, timeout=30, limits=limits
+        ) as http,
         ThreadPoolExecutor(WORKERS) as pool,
     ):
         # list() re-raises the first failed assertion here, in the test's thread.

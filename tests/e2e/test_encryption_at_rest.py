@@ -133,7 +133,7 @@ def marker() -> str:
 
 @pytest.fixture
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base + "/", timeout=10) as client:
+    with httpx.Client(base_url=server.base + "/", headers=server.headers, timeout=10) as client:
         yield client
 
 
@@ -293,7 +293,7 @@ def test_tampered_or_moved_ciphertext_is_refused(
     table.store("Patient", victims["moved"], 1, *table.sealed("Patient", victims["intact"], 1))
     if not table.pg:
         server.start()
-    with httpx.Client(base_url=server.base + "/", timeout=10) as fresh:
+    with httpx.Client(base_url=server.base + "/", headers=server.headers, timeout=10) as fresh:
         for path in (f"Patient/{victims['flipped']}", f"Patient/{victims['flipped']}/_history/1"):
             assert_integrity_failure(fresh.get(path), marker)
         # The moved body is a valid ciphertext, but bound to another resource's type/id/version.
@@ -310,16 +310,16 @@ def test_tampered_or_moved_ciphertext_is_refused(
 class BackgroundWriter(threading.Thread):
     """PUTs new patients and new versions, as fast as it can, until stopped."""
 
-    def __init__(self, base: str, marker: str) -> None:
+    def __init__(self, base: str, marker: str, headers: dict[str, str]) -> None:
         super().__init__(name="rotation-writer")
-        self.base, self.marker = base, marker
+        self.base, self.marker, self.headers = base, marker, headers
         self.sent: dict[Key, list[dict[str, Any]]] = {}
         self.failures: list[str] = []
         self.acknowledged = 0
         self.halt = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base + "/", timeout=30) as http:
+        with httpx.Client(base_url=self.base + "/", headers=self.headers, timeout=30) as http:
             step = 0
             while not self.halt.is_set():
                 self.write(http, f"rot-{step // 2}", step)
@@ -354,7 +354,7 @@ def rotate(settings: Settings) -> dict[str, Any]:
 def rotate_under_load(
     server: ServerProcess, settings: Settings, marker: str
 ) -> tuple[dict[str, Any], BackgroundWriter]:
-    writer = BackgroundWriter(server.base, marker)
+    writer = BackgroundWriter(server.base, marker, server.headers)
     writer.start()
     try:
         time.sleep(0.3)

@@ -55,7 +55,7 @@ def test_the_official_examples_are_all_there() -> None:
 
 
 def test_every_official_example_round_trips(examples_server: ServerProcess) -> None:
-    headers = {"content-type": FHIR_JSON, "accept": FHIR_JSON}
+    headers = {"content-type": FHIR_JSON, "accept": FHIR_JSON, **examples_server.headers}
     with httpx.Client(base_url=examples_server.base, headers=headers, timeout=120) as http:
         failures = [f"{path.name}: {problem}" for path, problem in _problems(http)]
     assert not failures, f"{len(failures)} of {len(EXAMPLE_FILES)} examples failed:\n" + "\n".join(

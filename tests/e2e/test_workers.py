@@ -28,7 +28,7 @@ def test_create_exclusive_keeps_the_first_content(tmp_path: Path) -> None:
 def test_two_workers_on_fresh_storage_share_keys_and_data(settings: Settings) -> None:
     server = ServerProcess(settings, workers=2).start()
     try:
-        with httpx.Client(base_url=server.base + "/", timeout=10) as http:
+        with httpx.Client(base_url=server.base + "/", headers=server.headers, timeout=10) as http:
 
             def write(n: int) -> int:
                 body = {"resourceType": "Patient", "id": f"w{n}", "active": True}

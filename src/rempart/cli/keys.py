@@ -1,4 +1,5 @@
-"""``rempart keys rotate``: a new active data key, then old rows re-encrypted.
+"""``rempart keys rotate``: a new active data key, then old rows re-encrypted;
+``rempart keys rotate-signing``: a new key for signing access tokens.
 
 Runs beside a live server: the server picks the new key up within a second for
 new writes and still opens rows sealed with older keys, so there is no downtime.
@@ -10,6 +11,7 @@ import asyncio
 import json
 
 from rempart.config import Settings
+from rempart.security.oauth.signing import SigningKeys
 from rempart.storage.crypto import RELOAD_CHECK_SECONDS
 from rempart.storage.open import open_keyring, open_store
 
@@ -34,4 +36,12 @@ async def rotate(settings: Settings) -> int:
     finally:
         await store.close()
     print(json.dumps({"active_key": new_key, "rows_reencrypted": count}))
+    return 0
+
+
+def rotate_signing(settings: Settings) -> int:
+    """A new key signs tokens from now on; running servers pick it up on the first
+    token they meet signed with it, and keep verifying tokens signed with the old."""
+    kid = SigningKeys(settings.storage.data_dir / "keys" / "signing-keys.json").rotate()
+    print(json.dumps({"signing_key": kid}))
     return 0

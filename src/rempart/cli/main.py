@@ -1,4 +1,4 @@
-"""``rempart``: serve, demo, keys rotate.
+"""``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add.
 
 Every command takes ``--data-dir`` (default ``./rempart-data``) or ``--database``,
 also read from ``REMPART_DATA_DIR`` and ``REMPART_DATABASE_URL``.
@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp
 
-from rempart.cli import demo, keys
+from rempart.cli import accounts, demo, keys
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
-from rempart.storage.open import open_store
+from rempart.security.oauth.signing import SigningKeys
+from rempart.storage.open import open_auth_store, open_store
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     keys_cmd = commands.add_parser("keys", help="data keys").add_subparsers(required=True)
     rotate = keys_cmd.add_parser("rotate", parents=[common], help="new data key, re-encrypt rows")
     rotate.set_defaults(run=lambda a, s: asyncio.run(keys.rotate(s)))
+    signing = keys_cmd.add_parser(
+        "rotate-signing", parents=[common], help="new token signing key (old ones still verify)"
+    )
+    signing.set_defaults(run=lambda a, s: keys.rotate_signing(s))
+    accounts.add_parsers(commands, common)
     return parser
 
 
@@ -61,9 +67,10 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     if not _is_loopback(args.host):
-        # No authentication yet: the API must not be reachable from the network.
+        # Bearer tokens and passwords must not cross a network in clear: until Rempart
+        # terminates TLS itself, it listens on loopback only (behind a TLS proxy).
         print(
-            "rempart: refusing to bind a non-loopback address before authentication exists",
+            "rempart: refusing to bind a non-loopback address without TLS",
             file=sys.stderr,
         )
         return 2
@@ -94,6 +101,9 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _prepare(settings: Settings) -> None:
     store = await open_store(settings)
     await store.close()
+    auth = await open_auth_store(settings)
+    await auth.close()
+    SigningKeys(settings.storage.data_dir / "keys" / "signing-keys.json")
 
 
 def _app(settings: Settings) -> ASGIApp:

@@ -85,3 +85,29 @@ def _search_params(type_: str) -> list[dict[str, str]]:
     }
     found.update(SPECIAL)
     return [{"name": name, "type": kind} for name, kind in sorted(found.items())]
+
+
+def smart_security(origin: str) -> dict[str, Any]:
+    """``rest.security`` for SMART on FHIR (SMART App Launch 2.2, §Conformance: the
+    ``oauth-uris`` extension beside ``.well-known/smart-configuration``)."""
+    names = ("authorize", "token", "introspect", "revoke")
+    return {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": n, "valueUri": f"{origin}/auth/{n}"} for n in names],
+            }
+        ],
+        "description": "SMART App Launch 2.2 and Backend Services; bearer tokens required.",
+    }

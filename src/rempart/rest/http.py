@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from rempart.security.principal import Principal
+
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 
 
@@ -25,6 +27,8 @@ class FhirRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     """Lower-case names."""
     body: bytes = b""
+    principal: Principal | None = None
+    """Who is calling (None only for the public discovery interactions)."""
 
     def param(self, name: str) -> str | None:
         for key, value in self.query:

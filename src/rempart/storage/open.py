@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rempart.config import Settings
 from rempart.errors import Category, RempartError
+from rempart.storage.auth_ports import AuthStore, ReplayCache
 from rempart.storage.crypto import KeyRing, secret_file
 from rempart.storage.index import BlindIndex
 from rempart.storage.ports import ResourceStore
@@ -50,3 +51,32 @@ async def open_store(settings: Settings, keys: KeyRing | None = None) -> Resourc
             url, keys, blind, storage.postgres_schema, storage.pool_size
         )
     raise RempartError(Category.FAULT, "Unsupported database URL (sqlite:/// or postgresql://)")
+
+
+def auth_path(settings: Settings) -> Path:
+    """The SQLite file of the authorization server, beside the resource database."""
+    database = Path(settings.storage.url.removeprefix("sqlite:///"))
+    return database.with_name(f"{database.stem}-auth.db")
+
+
+async def open_auth_store(settings: Settings) -> AuthStore:
+    url = settings.storage.url
+    if url.startswith("sqlite:///"):
+        from rempart.storage.sqlite.auth import open_sqlite_auth
+
+        return open_sqlite_auth(auth_path(settings))
+    from rempart.storage.postgres.auth import open_postgres_auth
+
+    storage = settings.storage
+    return await open_postgres_auth(url, storage.postgres_schema, min(4, storage.pool_size))
+
+
+async def open_replay_cache(settings: Settings, store: AuthStore) -> ReplayCache:
+    """Redis when several processes share one (REMPART_REDIS_URL), else the database."""
+    if settings.auth.redis_url:
+        from rempart.storage.redis_replay import open_redis_replay
+
+        return await open_redis_replay(settings.auth.redis_url)
+    from rempart.storage.auth_sql import DatabaseReplayCache
+
+    return DatabaseReplayCache(store)

@@ -2,15 +2,18 @@
 
 The request path (design.md) is assembled here in a fixed order:
 security headers and request id (added by the FHIR endpoint itself for ``/fhir``,
-by ``SecurityHeaders`` for the rest) → (authentication, authorization, rate limits and
-audit will be inserted here, not registered as optional plugins) → the FHIR
-endpoint for ``/fhir/…``, Starlette for everything else (health, later the console).
+by ``SecurityHeaders`` for the rest) → authentication (bearer token → Principal) and
+the scope check, in ``gate`` below, for every FHIR interaction but ``metadata`` →
+the interaction. (Rate limits and audit will be inserted here, not registered as
+optional plugins.) Starlette serves everything else: health, SMART discovery, the
+authorization server (``/auth``) and the admin API (``/admin``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -27,43 +30,95 @@ from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.metadata import Metadata
 from rempart.rest.paging import CursorSigner
 from rempart.rest.routes import INTERACTIONS, Handler
+from rempart.security import access
+from rempart.security.authentication import BearerAuthentication
+from rempart.security.oauth.endpoints import Endpoints
+from rempart.security.oauth.server import AuthorizationServer
+from rempart.security.principal import Principal
 from rempart.storage.crypto import secret_file
-from rempart.storage.open import open_keyring, open_store
+from rempart.storage.open import open_auth_store, open_keyring, open_replay_cache, open_store
+from rempart.web.admin import admin_routes
 from rempart.web.errors import http_exception, server_error
-from rempart.web.fhir_app import PREFIX, FhirApp, Routes
+from rempart.web.fhir_app import PREFIX, FhirApp, Routes, fhir_base
 from rempart.web.middleware import HostGuard, SecurityHeaders
+from rempart.web.oauth import oauth_routes
+
+
+@dataclass
+class State:
+    """What the lifespan opens, once per process."""
+
+    ctx: Context | None = None
+    auth: AuthorizationServer | None = None
+
+    def context(self) -> Context:
+        assert self.ctx is not None, "used before the lifespan started"
+        return self.ctx
+
+    def server(self) -> AuthorizationServer:
+        assert self.auth is not None, "used before the lifespan started"
+        return self.auth
 
 
 def create_app(settings: Settings) -> ASGIApp:
-    state: dict[str, Context] = {}
+    state = State()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await open_store(settings, open_keyring(settings))
         cursors = CursorSigner(_cursor_key(settings))
-        state["ctx"] = Context(store, FhirkitValidator(), settings.limits, cursors)
+        state.ctx = Context(store, FhirkitValidator(), settings.limits, cursors)
         try:
+            state.auth = await _open_auth(settings)
             yield
         finally:
+            if state.auth is not None:
+                await state.auth.close()
             await store.close()
 
     def bind(handler: Handler) -> Callable[[FhirRequest], Awaitable[FhirResponse]]:
         async def call(request: FhirRequest) -> FhirResponse:
-            return await handler(state["ctx"], request)
+            return await handler(state.context(), request)
 
         return call
+
+    async def gate(
+        method: str, shape: str, names: dict[str, str], headers: dict[str, str], base: str
+    ) -> Principal:
+        authentication = BearerAuthentication(state.server().tokens)
+        principal = await authentication.principal(headers.get("authorization"), base, base)
+        type_, id_ = names.get("type"), names.get("id")
+        if not access.patient_self(principal, method, shape, type_, id_):
+            access.check(principal, method, shape, type_)
+        return principal
+
+    def endpoints_of(request: Request) -> Endpoints:
+        host = request.headers.get("host", "")
+        base = fhir_base(request.scope, host, settings.server.base_url)
+        return Endpoints(base.removesuffix("/fhir"))
 
     routes = Routes()
     routes.add("GET", "metadata", Metadata())
     for method, shape, handler in INTERACTIONS:
         routes.add(method, shape, bind(handler))
-    fhir = FhirApp(routes, settings.limits.max_body_bytes, settings.server.base_url)
+    fhir = FhirApp(routes, gate, settings.limits.max_body_bytes, settings.server.base_url)
     other = Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            *oauth_routes(state.server, endpoints_of),
+            *admin_routes(state.server, endpoints_of),
+        ],
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )
     return HostGuard(Dispatch(fhir, SecurityHeaders(other)), _allowed_hosts(settings))
+
+
+async def _open_auth(settings: Settings) -> AuthorizationServer:
+    store = await open_auth_store(settings)
+    replay = await open_replay_cache(settings, store)
+    keys_dir = settings.storage.data_dir / "keys"
+    return AuthorizationServer.build(store, replay, keys_dir, settings.auth)
 
 
 class Dispatch:
@@ -74,10 +129,15 @@ class Dispatch:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and (path.startswith(PREFIX) or path == PREFIX[:-1]):
+        if path == DISCOVERY:
+            await self.other(scope, receive, send)
+        elif scope["type"] == "http" and (path.startswith(PREFIX) or path == PREFIX[:-1]):
             await self.fhir(scope, receive, send)
         else:
             await self.other(scope, receive, send)
+
+
+DISCOVERY = "/fhir/.well-known/smart-configuration"
 
 
 def _allowed_hosts(settings: Settings) -> list[str]:

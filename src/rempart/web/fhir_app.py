@@ -19,10 +19,14 @@ from starlette.types import Receive, Scope, Send
 from rempart.errors import Category, RempartError
 from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.routes import shape_of
+from rempart.security.principal import Principal
 from rempart.web.errors import error_parts, unexpected_parts
 from rempart.web.middleware import SECURITY_HEADERS, request_id_of
 
 Interaction = Callable[[FhirRequest], Awaitable[FhirResponse]]
+Gate = Callable[[str, str, dict[str, str], dict[str, str], str], Awaitable[Principal]]
+"""(method, shape, path names, headers, FHIR base) → the caller, or a 401/403 error."""
+PUBLIC_SHAPES = ("metadata",)
 PREFIX = "/fhir/"
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 SAFE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
@@ -41,8 +45,9 @@ class Routes:
 
 
 class FhirApp:
-    def __init__(self, routes: Routes, max_body: int, base_url: str | None) -> None:
+    def __init__(self, routes: Routes, gate: Gate, max_body: int, base_url: str | None) -> None:
         self._routes = routes
+        self._gate = gate
         self._max_body = max_body
         self._base_url = base_url.rstrip("/") if base_url else None
 
@@ -66,17 +71,21 @@ class FhirApp:
     async def _handle(self, scope: Scope, receive: Receive) -> FhirResponse:
         method: str = scope["method"]
         shape, names = shape_of(scope["path"][len(PREFIX) :].split("/"))
+        # ASGI servers give header names in lower case already.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        base = self._base(scope, headers)
+        principal = None
+        if shape not in PUBLIC_SHAPES:
+            principal = await self._gate(method, shape, names, headers, base)
         interaction = self._routes.table.get((method, shape))
         if interaction is None:
             raise _no_route(shape, method, self._routes)
-        # ASGI servers give header names in lower case already.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         query = _query(scope["query_string"])
         _negotiate(headers, query)
         body = await _body(receive, headers, self._max_body) if method in WITH_BODY else b""
         request = FhirRequest(
             method,
-            self._base(scope, headers),
+            base,
             names.get("type"),
             names.get("id"),
             names.get("version"),
@@ -84,15 +93,21 @@ class FhirApp:
             query,
             headers,
             body,
+            principal,
         )
         return await interaction(request)
 
     def _base(self, scope: Scope, headers: dict[str, str]) -> str:
-        if self._base_url:
-            return self._base_url
-        server = scope.get("server")
-        address = (str(server[0]), int(server[1])) if server else None
-        return _base_for(scope.get("scheme", "http"), headers.get("host", ""), address)
+        return fhir_base(scope, headers.get("host", ""), self._base_url)
+
+
+def fhir_base(scope: Scope, host: str, base_url: str | None) -> str:
+    """The FHIR base as the caller sees it: the configured one, else from the request."""
+    if base_url:
+        return base_url
+    server = scope.get("server")
+    address = (str(server[0]), int(server[1])) if server else None
+    return _base_for(scope.get("scheme", "http"), host, address)
 
 
 @functools.lru_cache(maxsize=256)

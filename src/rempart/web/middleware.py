@@ -44,9 +44,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # Nothing downstream sets these headers, so they are appended, not merged.
-                headers = message.get("headers", [])
-                message["headers"] = [*headers, *SECURITY_HEADERS, (b"x-request-id", request_id)]
+                # A page may set its own CSP or caching (the login form): it wins.
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                extra = [h for h in SECURITY_HEADERS if h[0] not in present]
+                message["headers"] = [*headers, *extra, (b"x-request-id", request_id)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

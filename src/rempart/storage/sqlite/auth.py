@@ -1,0 +1,99 @@
+"""The authorization server's records in a SQLite file of their own (``auth.db``).
+
+Reads (``blocked()`` runs on every API request) stay on the event loop: a point read
+on a WAL database takes microseconds and never waits for the writer. Writes go to a
+thread, one at a time per process, each inside ``BEGIN IMMEDIATE … COMMIT``: the
+write lock is taken up front, so writers of other processes sharing the file queue
+on ``busy_timeout`` instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from rempart.errors import Category, RempartError
+from rempart.storage.auth_ports import AuthStore
+from rempart.storage.auth_sql import Change, Params, Row, SqlAuthStore, schema
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _unavailable() -> RempartError:
+    return RempartError(Category.UNAVAILABLE, "The database is unavailable")
+
+
+def _create(path: Path) -> None:
+    """Create the file owner-only before SQLite does, then the tables, idempotently."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    conn = _connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(f"BEGIN IMMEDIATE;{schema('sqlite')}COMMIT;")
+    except sqlite3.Error as exc:
+        raise RempartError(Category.UNAVAILABLE, "The database cannot be opened") from exc
+    finally:
+        conn.close()
+
+
+class SqliteRunner:
+    """Reads inline on a query-only connection; writes on one locked writer connection."""
+
+    def __init__(self, path: Path) -> None:
+        self._reader = _connect(path)
+        self._reader.execute("PRAGMA query_only = ON")
+        self._writer = _connect(path)
+        self._lock = threading.Lock()
+
+    async def rows(self, sql: str, params: Params) -> list[Row]:
+        try:
+            return self._reader.execute(sql, params).fetchall()
+        except sqlite3.Error:
+            raise _unavailable() from None
+
+    async def change(self, sql: str, params: Params) -> Change:
+        return await asyncio.to_thread(self._change, sql, params)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._reader.close()
+            self._writer.close()
+
+    def _change(self, sql: str, params: Params) -> Change:
+        with self._lock:
+            try:
+                return self._transaction(sql, params)
+            except sqlite3.Error:
+                raise _unavailable() from None
+
+    def _transaction(self, sql: str, params: Params) -> Change:
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self._writer.execute(sql, params)
+            rows = cursor.fetchall()
+            self._writer.execute("COMMIT")
+        except BaseException:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            raise
+        return Change(cursor.rowcount, rows)
+
+
+def open_sqlite_auth(path: Path) -> AuthStore:
+    """Open (creating if need be) the auth database at ``path``, e.g. ``data/auth.db``."""
+    _create(path)
+    try:
+        runner = SqliteRunner(path)
+    except sqlite3.Error as exc:
+        raise RempartError(Category.UNAVAILABLE, "The database cannot be opened") from exc
+    return SqlAuthStore(runner)

@@ -1,0 +1,204 @@
+"""HTTP side of the authorization server: discovery, JWKS, authorize (login and
+consent pages), token, introspection, revocation.
+
+Token-endpoint answers carry ``Cache-Control: no-store`` and ``Pragma: no-cache``
+(RFC 6749 §5.1). Errors carry the spec's code and a generic text; the detail is
+logged for the audit trail and never sent.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from rempart.security.oauth.authorize import ShowError
+from rempart.security.oauth.endpoints import Endpoints, smart_configuration
+from rempart.security.oauth.errors import OAuthError
+from rempart.security.oauth.server import AuthorizationServer
+from rempart.security.oauth.tokens import InvalidToken
+from rempart.security.principal import Principal
+from rempart.web.pages import consent_page, error_page, login_page
+
+log = logging.getLogger("rempart.security")
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+MAX_FORM_FIELDS = 32
+MAX_FORM_BYTES = 64 * 1024
+BROWSER_COOKIE = "rempart_login"
+STALE_FORM = "Ce formulaire n'est plus valide. Recommencez depuis l'application."
+
+ServerOf = Callable[[], AuthorizationServer]
+EndpointsOf = Callable[[Request], Endpoints]
+
+
+def oauth_routes(server_of: ServerOf, endpoints_of: EndpointsOf) -> list[Route]:
+    """The routes, bound to the per-process server (built in the app's lifespan)."""
+
+    def bind(
+        handler: Callable[[Request, AuthorizationServer, Endpoints], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def call(request: Request) -> Response:
+            return await handler(request, server_of(), endpoints_of(request))
+
+        return call
+
+    return [
+        Route("/fhir/.well-known/smart-configuration", bind(discovery), methods=["GET"]),
+        Route("/auth/jwks", bind(jwks), methods=["GET"]),
+        Route("/auth/authorize", bind(authorize), methods=["GET"]),
+        Route("/auth/login", bind(login), methods=["POST"]),
+        Route("/auth/consent", bind(consent), methods=["POST"]),
+        Route("/auth/token", bind(token), methods=["POST"]),
+        Route("/auth/introspect", bind(introspect), methods=["POST"]),
+        Route("/auth/revoke", bind(revoke), methods=["POST"]),
+    ]
+
+
+async def discovery(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    return JSONResponse(smart_configuration(ep))
+
+
+async def jwks(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    return JSONResponse(server.keys.jwks(), headers={"cache-control": "max-age=60"})
+
+
+async def authorize(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    params = dict(request.query_params)
+    try:
+        pending = await server.authorization.start(params, ep)
+    except ShowError as error:
+        log.info("authorize refused: %s", error)
+        return error_page(str(error))
+    except OAuthError as error:
+        log.info("authorize refused: %s", error.detail)
+        assert error.redirect is not None
+        return RedirectResponse(error.redirect, status_code=303)
+    page = login_page(pending.tx, pending.client_id)
+    _bind_browser(page, server.browser_key, pending.tx, ep)
+    return page
+
+
+def _bind_browser(response: Response, key: bytes, tx: str, ep: Endpoints) -> None:
+    """Ties the login to this browser: the form is only accepted with the cookie
+    (login CSRF); the cookie is a MAC of the transaction id, nothing more."""
+    response.set_cookie(
+        BROWSER_COOKIE,
+        _browser_mac(key, tx),
+        httponly=True,
+        samesite="strict",
+        secure=ep.origin.startswith("https://"),
+        path="/auth",
+        max_age=900,
+    )
+
+
+def _browser_mac(key: bytes, tx: str) -> str:
+    return hmac.new(key, tx.encode(), "sha256").hexdigest()
+
+
+def _same_browser(request: Request, key: bytes, tx: str) -> bool:
+    cookie = request.cookies.get(BROWSER_COOKIE, "")
+    return hmac.compare_digest(cookie, _browser_mac(key, tx))
+
+
+async def _browser_form(request: Request, key: bytes) -> dict[str, str] | None:
+    """The login or consent form, if well-formed and posted by the browser that began."""
+    try:
+        form = await _form(request)
+    except OAuthError:
+        return None
+    return form if _same_browser(request, key, form.get("tx", "")) else None
+
+
+async def login(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    form = await _browser_form(request, server.browser_key)
+    if form is None:
+        return error_page(STALE_FORM)
+    tx = form["tx"]
+    try:
+        pending = await server.authorization.login(tx, form)
+    except ShowError as error:
+        log.info("login refused for %r", form.get("username", "")[:64])
+        request_state = await server.authorization.pending(tx)
+        if request_state is None:
+            return error_page(str(error))
+        return login_page(tx, request_state["client_id"], str(error))
+    return consent_page(tx, pending["client_id"], pending["scopes"], pending["redirect_uri"])
+
+
+async def consent(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    form = await _browser_form(request, server.browser_key)
+    if form is None:
+        return error_page(STALE_FORM)
+    tx = form["tx"]
+    try:
+        target = await server.authorization.decide(tx, "approve" in form, ep)
+    except ShowError as error:
+        return error_page(str(error))
+    response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(BROWSER_COOKIE, path="/auth")
+    return response
+
+
+async def token(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    try:
+        form = await _form(request)
+        answer = await server.token_endpoint(form, ep)
+    except OAuthError as error:
+        return _oauth_error(error)
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+async def introspect(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    try:
+        form = await _form(request)
+        caller = await _bearer(request, server, ep)
+        answer = await server.introspection.introspect(form, caller, ep)
+    except OAuthError as error:
+        return _oauth_error(error)
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+async def revoke(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
+    try:
+        await server.introspection.revoke(await _form(request), ep)
+    except OAuthError as error:
+        return _oauth_error(error)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+async def _bearer(request: Request, server: AuthorizationServer, ep: Endpoints) -> Principal | None:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    try:
+        return await server.tokens.verify(header[7:].strip(), ep.issuer, ep.fhir_base)
+    except InvalidToken as exc:
+        raise OAuthError("invalid_client", f"introspection bearer refused: {exc}") from exc
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded form, bounded; a parameter given twice is an error (RFC 6749 §3.1)."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise OAuthError("invalid_request", "body is not application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise OAuthError("invalid_request", "form too large")
+    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
+    pairs: list[tuple[str, Any]] = list(form.multi_items())
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise OAuthError("invalid_request", "a parameter is repeated")
+    return {k: v for k, v in pairs if isinstance(v, str)}
+
+
+def _oauth_error(error: OAuthError) -> Response:
+    log.info("oauth refused: %s (%s)", error.error, error.detail)
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["www-authenticate"] = 'Bearer realm="rempart", error="invalid_client"'
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
