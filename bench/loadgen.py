@@ -2,6 +2,8 @@
 
 wrk runs with one thread (``-t1``): the machine has two cores shared with the
 server, and one wrk thread is enough to keep 32 connections busy at these rates.
+``headers`` (Rempart's bearer token) are given with ``-H``: wrk puts them in
+``wrk.headers``, which ``wrk.format`` in the Lua scripts' ``init`` adds to every request.
 """
 
 from __future__ import annotations
@@ -44,25 +46,43 @@ def script(kind: str, workdir: Path) -> Path:
     return path
 
 
-def measure(url: str, lua: Path, data: Path, load: Load, server_pid: int) -> dict[str, Any]:
+def measure(
+    url: str,
+    lua: Path,
+    data: Path,
+    load: Load,
+    server_pid: int,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     if load.warmup > 0:
-        _wrk(url, lua, data, load, load.warmup)
+        _wrk(url, lua, data, load, load.warmup, headers)
     before = cpu.sample(server_pid)
-    result = _wrk(url, lua, data, load, load.duration)
+    result = _wrk(url, lua, data, load, load.duration, headers)
     return {**summarise(result), **cpu.usage(before, cpu.sample(server_pid))}
 
 
-def _wrk(url: str, lua: Path, data: Path, load: Load, seconds: int) -> dict[str, Any]:
-    argv = wrk_argv(url, lua, data, load.connections, seconds, load.timeout)
+def _wrk(
+    url: str, lua: Path, data: Path, load: Load, seconds: int, headers: dict[str, str] | None
+) -> dict[str, Any]:
+    argv = wrk_argv(url, lua, data, load.connections, seconds, load.timeout, headers)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     return parse_report(done.stdout, f"exit {done.returncode}: {done.stderr}")
 
 
 def wrk_argv(
-    url: str, lua: Path, data: Path, connections: int, seconds: int, timeout: str = "5s"
+    url: str,
+    lua: Path,
+    data: Path,
+    connections: int,
+    seconds: int,
+    timeout: str = "5s",
+    headers: dict[str, str] | None = None,
 ) -> list[str]:
+    header_args = [
+        arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")
+    ]
     return [wrk_binary(), "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout}",
-            "-s", str(lua), url, "--", str(data)]  # fmt: skip
+            *header_args, "-s", str(lua), url, "--", str(data)]  # fmt: skip
 
 
 def parse_report(stdout: str, context: str = "") -> dict[str, Any]:

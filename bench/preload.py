@@ -23,14 +23,18 @@ HEADERS = {
 CLIENTS = 8
 
 
-def preload(port: int, count: int, seed: int = 1) -> list[tuple[str, str]]:
-    """Create ``count`` resources, half Patients, half their Observations: (type, id)s."""
+def preload(
+    port: int, count: int, seed: int = 1, headers: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """Create ``count`` resources, half Patients, half their Observations: (type, id)s.
+    ``headers``: the server's own (its bearer token)."""
     rng = random.Random(seed)
-    patients = _create_all(port, [fixtures.patient(rng) for _ in range(count // 2)])
+    sent = {**HEADERS, **(headers or {})}
+    patients = _create_all(port, [fixtures.patient(rng) for _ in range(count // 2)], sent)
     observations = [
         fixtures.observation(rng, rng.choice(patients)[1]) for _ in range(count - len(patients))
     ]
-    return patients + _create_all(port, observations)
+    return patients + _create_all(port, observations, sent)
 
 
 def create_bodies(ids: list[tuple[str, str]], count: int = 200, seed: int = 2) -> list[str]:
@@ -51,20 +55,24 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _create_all(port: int, resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _create_all(
+    port: int, resources: list[dict[str, Any]], headers: dict[str, str]
+) -> list[tuple[str, str]]:
     chunks = [resources[n::CLIENTS] for n in range(CLIENTS)]
     with ThreadPoolExecutor(CLIENTS) as pool:
-        results = pool.map(lambda chunk: _create_chunk(port, chunk), chunks)
+        results = pool.map(lambda chunk: _create_chunk(port, chunk, headers), chunks)
     return [pair for chunk in results for pair in chunk]
 
 
-def _create_chunk(port: int, resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _create_chunk(
+    port: int, resources: list[dict[str, Any]], headers: dict[str, str]
+) -> list[tuple[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     created = []
     try:
         for resource in resources:
             type_ = resource["resourceType"]
-            conn.request("POST", f"/fhir/{type_}", json.dumps(resource).encode(), HEADERS)
+            conn.request("POST", f"/fhir/{type_}", json.dumps(resource).encode(), headers)
             response = conn.getresponse()
             response.read()
             if response.status != 201:

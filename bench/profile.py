@@ -37,7 +37,10 @@ def main() -> int:
     started: list[servers.Server] = []
     try:
         started.append(servers.start_rempart(storage, workers=1))
-        inputs = _inputs(storage.data_dir, preload.preload(started[0].port, 1000))
+        rempart = started[0]
+        inputs = _inputs(
+            storage.data_dir, preload.preload(rempart.port, 1000, headers=rempart.headers)
+        )
         if args.server == "baseline":
             started.append(servers.start_baseline(storage, workers=1))
         out = RESULTS / f"profile-{args.server}-{args.backend}-{args.operation}.txt"
@@ -57,7 +60,7 @@ def _record(
     lua = loadgen.script("create" if args.operation == "create" else "read", inputs["dir"])
     url = f"http://{servers.HOST}:{server.port}"
     seconds = args.seconds + 3
-    argv = loadgen.wrk_argv(url, lua, inputs[args.operation], 32, seconds)
+    argv = loadgen.wrk_argv(url, lua, inputs[args.operation], 32, seconds, headers=server.headers)
     wrk = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(2)

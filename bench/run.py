@@ -69,14 +69,14 @@ def run_backend(
     try:
         rempart = servers.start_rempart(storage, workers)
         started.append(rempart)
-        ids = preload.preload(rempart.port, args.preload)
+        ids = preload.preload(rempart.port, args.preload, headers=rempart.headers)
         inputs = _inputs(storage.data_dir, ids)
-        _smoke(rempart.port, inputs)
+        _smoke(rempart, inputs)
         tag = {"backend": backend, "workers": workers}
         rows = [_measure(rempart, op, inputs, load, tag) for op in ("read", "vread")]
         baseline = servers.start_baseline(storage, workers)
         started.append(baseline)
-        _expect(baseline.port, "GET", _first_path(inputs["read"]), 200)
+        _expect(baseline, "GET", _first_path(inputs["read"]), 200)
         rows.append(_measure(baseline, "read", inputs, load, tag))
         baseline.stop()
         rows.append(_measure(rempart, "create", inputs, load, tag))
@@ -100,7 +100,7 @@ def _measure(
 ) -> dict[str, Any]:
     lua = loadgen.script("create" if op == "create" else "read", inputs["dir"])
     url = f"http://{servers.HOST}:{server.port}"
-    result = loadgen.measure(url, lua, inputs[op], load, server.process.pid)
+    result = loadgen.measure(url, lua, inputs[op], load, server.process.pid, server.headers)
     server.check_alive()
     row = {**tag, "server": server.name, "operation": op, **result}
     print(
@@ -123,18 +123,21 @@ def _inputs(workdir: Path, ids: list[tuple[str, str]]) -> dict[str, Path]:
     }
 
 
-def _smoke(port: int, inputs: dict[str, Path]) -> None:
+def _smoke(server: servers.Server, inputs: dict[str, Path]) -> None:
     """One request of each kind must succeed before any load is put on the server."""
-    _expect(port, "GET", _first_path(inputs["read"]), 200)
-    _expect(port, "GET", _first_path(inputs["vread"]), 200)
+    _expect(server, "GET", _first_path(inputs["read"]), 200)
+    _expect(server, "GET", _first_path(inputs["vread"]), 200)
     type_, body = inputs["create"].read_text(encoding="utf-8").splitlines()[0].split("\t", 1)
-    _expect(port, "POST", f"/fhir/{type_}", 201, body.encode())
+    _expect(server, "POST", f"/fhir/{type_}", 201, body.encode())
 
 
-def _expect(port: int, method: str, path: str, status: int, body: bytes | None = None) -> None:
-    conn = http.client.HTTPConnection(servers.HOST, port, timeout=10)
+def _expect(
+    server: servers.Server, method: str, path: str, status: int, body: bytes | None = None
+) -> None:
+    conn = http.client.HTTPConnection(servers.HOST, server.port, timeout=10)
     try:
-        conn.request(method, path, body, {"Content-Type": "application/fhir+json"})
+        headers = {"Content-Type": "application/fhir+json", **server.headers}
+        conn.request(method, path, body, headers)
         response = conn.getresponse()
         text = response.read()[:300]
     finally:

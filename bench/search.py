@@ -160,7 +160,7 @@ def run_dataset(doc: dict[str, Any], dataset: Dataset, args: argparse.Namespace)
     server = None
     try:
         server = servers.start_rempart(storage, args.workers)
-        imported = import_bundles(server.port, dataset.bundles())
+        imported = import_bundles(server.port, dataset.bundles(), server.headers)
         doc["imports"].append({**dataset.tag, **imported.row()})
         print(f"   import: {_import_line(doc['imports'][-1])}", flush=True)
         busy = cpu.wait_quiet(BUSY_WARNING_PCT, args.wait_quiet)
@@ -187,9 +187,17 @@ def run_dataset(doc: dict[str, Any], dataset: Dataset, args: argparse.Namespace)
 # --- import -----------------------------------------------------------------------------
 
 
-def import_bundles(port: int, bundles: Iterator[dict[str, Any]]) -> Imported:
-    """POST every bundle to ``/fhir``; the first (shared resources) alone, then concurrently."""
+def import_bundles(
+    port: int, bundles: Iterator[dict[str, Any]], headers: dict[str, str] | None = None
+) -> Imported:
+    """POST every bundle to ``/fhir``; the first (shared resources) alone, then concurrently.
+    ``headers``: the server's own (its bearer token), on every request."""
     result, lock, stop = Imported(), threading.Lock(), threading.Event()
+    client_args: dict[str, Any] = {
+        "base_url": f"http://{servers.HOST}:{port}",
+        "timeout": 600,
+        "headers": headers or {},
+    }
     started = time.perf_counter()
 
     def next_body() -> tuple[bytes, list[bool]] | None:
@@ -205,11 +213,11 @@ def import_bundles(port: int, bundles: Iterator[dict[str, Any]]) -> Imported:
         return body, [e["resource"]["resourceType"] == "Patient" for e in bundle["entry"]]
 
     def worker() -> None:
-        with httpx.Client(base_url=f"http://{servers.HOST}:{port}", timeout=600) as client:
+        with httpx.Client(**client_args) as client:
             while (item := next_body()) is not None:
                 _post_bundle(client, *item, result, lock, stop)
 
-    with httpx.Client(base_url=f"http://{servers.HOST}:{port}", timeout=600) as client:
+    with httpx.Client(**client_args) as client:
         first = next_body()  # the shared Organization and Practitioners, before the rest
         if first is not None:
             _post_bundle(client, *first, result, lock, stop)
@@ -304,25 +312,29 @@ def _search_row(
     paths: list[str],
     load: loadgen.Load,
 ) -> dict[str, Any]:
-    error, total = check(server.port, paths)
+    error, total = check(server.port, paths, server.headers)
     if error is None:
         data = workdir / f"search-{''.join(c for c in row['search'] if c.isalnum())}.txt"
         data.write_text("\n".join(paths) + "\n", encoding="utf-8")
         lua = loadgen.script("read", workdir)
         url = f"http://{servers.HOST}:{server.port}"
-        row.update(total=total, **loadgen.measure(url, lua, data, load, server.process.pid))
+        measured = loadgen.measure(url, lua, data, load, server.process.pid, server.headers)
+        row.update(total=total, **measured)
         server.check_alive()
     row["error"] = error
     print(f"   {_result_line(row)}", flush=True)
     return row
 
 
-def check(port: int, paths: list[str]) -> tuple[str | None, int | None]:
+def check(
+    port: int, paths: list[str], headers: dict[str, str] | None = None
+) -> tuple[str | None, int | None]:
     """(error, Bundle.total or entry count) of one GET of the first path."""
     if not paths:
         return "no Patient ids from the import", None
+    url = f"http://{servers.HOST}:{port}{paths[0]}"
     try:
-        response = httpx.get(f"http://{servers.HOST}:{port}{paths[0]}", headers=HEADERS, timeout=60)
+        response = httpx.get(url, headers={**HEADERS, **(headers or {})}, timeout=60)
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}", None
     if response.status_code != 200:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psycopg
 
+import auth
+
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -57,11 +59,16 @@ def fresh_storage(backend: str, pg_url: str) -> Storage:
 
 
 class Server:
-    """One uvicorn-served process tree, its log in the storage directory."""
+    """One uvicorn-served process tree, its log in the storage directory.
+
+    ``headers`` go on every request to it: Rempart's bearer token (see ``auth.py``);
+    none for the baseline, which has no authorization.
+    """
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.name = name
         self.port = int(argv[argv.index("--port") + 1])
+        self.headers: dict[str, str] = {}
         self._log = log
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
@@ -115,6 +122,10 @@ def start_rempart(storage: Storage, workers: int) -> Server:
         env["REMPART_PG_SCHEMA"] = str(storage.schema)
     server = Server("rempart", argv, env, storage.data_dir / "rempart.log")
     server.wait_ready("/healthz")
+    # The signing key exists once the server is ready, in the data directory for
+    # either backend; the token's issuer and audience are the base the bench calls.
+    token = auth.bench_token(storage.data_dir, f"http://{HOST}:{port}/fhir")
+    server.headers = auth.bearer(token)
     return server
 
 

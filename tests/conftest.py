@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -113,6 +113,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     log: Path = Path("/dev/null")
     workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -125,7 +126,11 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.port = free_port()
-        env = {**os.environ, "REMPART_PG_SCHEMA": self.settings.storage.postgres_schema}
+        env = {
+            **os.environ,
+            "REMPART_PG_SCHEMA": self.settings.storage.postgres_schema,
+            **self.env,
+        }
         cmd = [
             sys.executable,
             "-m",

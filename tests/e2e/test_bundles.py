@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from conftest import bearer, mint_token
 from rempart.config import LimitSettings, Settings
 
 FHIR = "application/fhir+json"
@@ -288,6 +289,7 @@ def small_client(settings: Settings) -> Iterator[TestClient]:
 
     limited = replace(settings, limits=LimitSettings(max_bundle_entries=3))
     with TestClient(create_app(limited), base_url="http://127.0.0.1") as test_client:
+        test_client.headers.update(bearer(mint_token(settings, "http://127.0.0.1/fhir")))
         yield test_client
 
 

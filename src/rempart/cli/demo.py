@@ -9,14 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 from typing import Any
 
+from rempart.cli.token import write_client_key
 from rempart.config import Settings
 from rempart.fhir.validation import FhirkitValidator
 from rempart.rest.common import renderer
 from rempart.rest.context import Context
 from rempart.rest.paging import CursorSigner
-from rempart.storage.open import open_store
+from rempart.security.registry import ClientSpec, UserSpec, client_record, user_record
+from rempart.storage.crypto import create_exclusive
+from rempart.storage.open import open_auth_store, open_store
 from rempart.storage.ports import WriteRequest
 
 FAMILY = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand"]
@@ -28,8 +32,50 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from rempart.cli.main import run_serve
 
     asyncio.run(load(settings))
-    print(f"Demo data loaded: {PATIENTS} patients. FHIR base: http://{args.host}:{args.port}/fhir")
+    origin = f"http://{args.host}:{args.port}"
+    print(f"Demo data loaded: {PATIENTS} patients. FHIR base: {origin}/fhir")
+    print(asyncio.run(demo_access(settings, origin)))
     return run_serve(args, settings)
+
+
+async def demo_access(settings: Settings, origin: str) -> str:
+    """A backend client and a clinician account for trying the API; how to use them."""
+    folder = settings.storage.data_dir / "demo"
+    key_file, password_file = folder / "demo-backend.pem", folder / "demo.clinician.password"
+    store = await open_auth_store(settings)
+    try:
+        if await store.client(DEMO_CLIENT) is None:
+            jwks = write_client_key(key_file, "demo-1")
+            spec = ClientSpec(DEMO_CLIENT, "system/*.cruds", jwks)
+            await store.put_client(client_record(spec))
+        if await store.user(DEMO_USER) is None:
+            password = secrets.token_urlsafe(12)
+            create_exclusive(password_file, password.encode())
+            spec_user = UserSpec(DEMO_USER, password, "Practitioner/demo-practitioner")
+            await store.put_user(user_record(spec_user))
+        user = await store.user(DEMO_USER)
+    finally:
+        await store.close()
+    assert user is not None
+    return DEMO_HELP.format(
+        origin=origin,
+        key=key_file,
+        client=DEMO_CLIENT,
+        user=DEMO_USER,
+        password=password_file,
+        totp=user.totp_secret,
+    )
+
+
+DEMO_CLIENT, DEMO_USER = "demo-backend", "demo.clinician"
+DEMO_HELP = """
+Access (nothing under /fhir is served without a token):
+  TOKEN=$(.venv/bin/rempart token --client-id {client} --kid demo-1 \\
+      --key-file {key} --scope 'system/*.rs' --url {origin})
+  curl -H "Authorization: Bearer $TOKEN" {origin}/fhir/Patient?_count=5
+Clinician account for the login page ({origin}/auth/authorize, SMART app launch):
+  username {user}, password in {password}, TOTP secret {totp}
+"""
 
 
 async def load(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp
 
-from rempart.cli import accounts, demo, keys
+from rempart.cli import accounts, demo, keys, token
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
 from rempart.security.oauth.signing import SigningKeys
@@ -25,7 +25,9 @@ from rempart.storage.open import open_auth_store, open_store
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = load_settings(data_dir=args.data_dir, database_url=args.database)
+    settings = load_settings(
+        data_dir=getattr(args, "data_dir", None), database_url=getattr(args, "database", None)
+    )
     try:
         return int(args.run(args, settings))
     except RempartError as error:
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     signing.set_defaults(run=lambda a, s: keys.rotate_signing(s))
     accounts.add_parsers(commands, common)
+    token.add_parsers(commands)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -189,11 +189,15 @@ async def _form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise OAuthError("invalid_request", "form too large")
-    form = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
-    pairs: list[tuple[str, Any]] = list(form.multi_items())
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "malformed form") from None
     if len({k for k, _ in pairs}) != len(pairs):
         raise OAuthError("invalid_request", "a parameter is repeated")
-    return {k: v for k, v in pairs if isinstance(v, str)}
+    return dict(pairs)
 
 
 def _oauth_error(error: OAuthError) -> Response:

@@ -60,7 +60,10 @@ class Authorization:
         may be sent back to the client, :class:`OAuthError` with ``redirect`` set."""
         client = await self._client(params)
         redirect_uri = params.get("redirect_uri", "")
-        state = params.get("state", "")[:MAX_STATE]
+        state = params.get("state", "")
+        if len(state) > MAX_STATE or len(params.get("nonce", "")) > MAX_STATE:
+            # Echoed back exactly or not at all: too long to keep, so no redirect.
+            raise ShowError("The request is malformed.")
 
         def back(error: str, detail: str) -> OAuthError:
             query = {"error": error, "state": state, "iss": endpoints.issuer}
@@ -85,7 +88,7 @@ class Authorization:
             "state": state,
             "scopes": scopes,
             "challenge": params["code_challenge"],
-            "nonce": params.get("nonce", "")[:MAX_STATE],
+            "nonce": params.get("nonce", ""),
             "username": None,
         }
         expires = time.time() + self._settings.login_seconds

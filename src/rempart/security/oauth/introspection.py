@@ -60,7 +60,8 @@ class Introspection:
 
     async def _revoke_refresh(self, token: str, client_id: str) -> None:
         record = await self._store.use_refresh(refresh_hash(token))
-        if record is not None and record.client_id == client_id:
+        if record is not None:
+            # The owner revokes its family; another client holding it means it leaked.
             await self._token_endpoint.revoke_family(record.family)
 
 

@@ -83,22 +83,36 @@ class TokenEndpoint:
 
     async def _authorization_code(self, form: dict[str, str], ep: Endpoints) -> dict[str, Any]:
         client = await self.authenticate(form, ep, public_ok=True)
-        request = await self._store.take_grant(code_key(form.get("code", "")))
-        if request is None or request["client_id"] != client.client_id:
-            raise OAuthError("invalid_grant", "unknown, used or foreign code")
+        key = code_key(form.get("code", ""))
+        request = await self._store.take_grant(key)
+        if request is None:
+            await self._code_replayed(key)
+            raise OAuthError("invalid_grant", "unknown or used code")
+        family = secrets.token_urlsafe(12)
+        await self._store.put_grant(f"{key}:used", {"family": family}, self._family_end())
+        if request["client_id"] != client.client_id:
+            raise OAuthError("invalid_grant", "foreign code")
         if form.get("redirect_uri") != request["redirect_uri"]:
             raise OAuthError("invalid_grant", "redirect_uri differs from the request's")
         if not verifier_matches(form.get("code_verifier"), request["challenge"]):
             raise OAuthError("invalid_grant", "PKCE code_verifier missing or wrong")
         not_after = await self._user_end(request["username"])
-        family = secrets.token_urlsafe(12) if _wants_refresh(request["scopes"]) else None
         issued = _user_grant(client.client_id, request, tuple(request["scopes"]), family)
         answer = self._answer(issued, ep, not_after)
         if "openid" in issued.scopes:
             answer["id_token"] = self._tokens.id_token(issued, ep.issuer, request.get("nonce"))
-        if family:
+        if _wants_refresh(request["scopes"]):
             answer["refresh_token"] = await self._new_refresh(issued, request, not_after)
         return answer
+
+    async def _code_replayed(self, key: str) -> None:
+        """A used code came back: what it issued is revoked (RFC 6749 §4.1.2)."""
+        used = await self._store.peek_grant(f"{key}:used")
+        if used is not None:
+            await self.revoke_family(used["family"])
+
+    def _family_end(self) -> float:
+        return time.time() + self._settings.offline_refresh_seconds
 
     async def _refresh(self, form: dict[str, str], ep: Endpoints) -> dict[str, Any]:
         client = await self.authenticate(form, ep, public_ok=True)
@@ -108,13 +122,20 @@ class TokenEndpoint:
         if record.used:
             await self.revoke_family(record.family)
             raise OAuthError("invalid_grant", "refresh token reused: family revoked")
-        if record.client_id != client.client_id or record.expires < time.time():
-            raise OAuthError("invalid_grant", "foreign or expired refresh token")
+        if record.client_id != client.client_id:
+            # Another client holds this family's token: it leaked, so the family ends.
+            await self.revoke_family(record.family)
+            raise OAuthError("invalid_grant", "refresh token of another client")
+        if record.expires < time.time():
+            raise OAuthError("invalid_grant", "expired refresh token")
         request = record.grant
         not_after = await self._user_end(request["username"])
         scopes = tuple(request["scopes"])
         if form.get("scope"):
-            scopes = tuple(s for s in split_scopes(form["scope"]) if s in scopes)
+            requested = split_scopes(form["scope"])
+            if not requested or any(s not in scopes for s in requested):
+                raise OAuthError("invalid_scope", "scope beyond the original grant")
+            scopes = tuple(requested)
         issued = _user_grant(client.client_id, request, scopes, record.family)
         answer = self._answer(issued, ep, not_after)
         answer["refresh_token"] = await self._new_refresh(issued, request, record.expires)
@@ -122,8 +143,7 @@ class TokenEndpoint:
 
     async def revoke_family(self, family: str) -> None:
         await self._store.revoke_family(family)
-        until = time.time() + self._settings.offline_refresh_seconds
-        await self._store.block(f"fam:{family}", until)
+        await self._store.block(f"fam:{family}", self._family_end())
 
     async def _user_end(self, username: str) -> float | None:
         user = await self._store.user(username)
