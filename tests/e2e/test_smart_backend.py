@@ -538,3 +538,49 @@ def test_cli_refuses_bad_registrations(backend: ServerProcess, tmp_path: Path) -
         done = subprocess.run([*base, *case], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 1, (case, done.stdout)
         assert done.stderr.startswith("rempart: ") and "Traceback" not in done.stderr
+
+
+# --- several processes ---------------------------------------------------------------------
+
+
+def _redis_url() -> str:
+    import redis
+
+    url = os.environ.get("REMPART_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis unreachable under CI=true: {exc}")
+        pytest.skip(f"Redis not reachable at {url}")
+    return url
+
+
+@pytest.mark.parametrize("shared", ["redis", "database"])
+def test_jti_replay_is_refused_across_worker_processes(
+    tmp_path: Path, keys: Keys, shared: str
+) -> None:
+    env = {"REMPART_REDIS_URL": _redis_url()} if shared == "redis" else {}
+    settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+    server = ServerProcess(settings, workers=2, env=env).start()
+    try:
+        jwks_file = tmp_path / "jwks.json"
+        jwks_file.write_text(json.dumps(keys.jwks()))
+        cli(settings, "clients", "add", "--client-id", CLIENT, "--jwks-file", str(jwks_file),
+            "--scope", "system/Patient.rs")  # fmt: skip
+        signed = [assertion(server, keys.ec) for _ in range(12)]
+        # Each assertion twice, on new connections: the two uses land on either worker.
+        firsts = [ask(server, s).status_code for s in signed]
+        seconds = [ask(server, s).status_code for s in signed]
+        assert firsts == [200] * 12
+        assert seconds == [401] * 12
+        if shared == "redis":
+            import redis
+
+            with redis.Redis.from_url(env["REMPART_REDIS_URL"]) as client:
+                jtis = {jwt.decode(s, options={"verify_signature": False})["jti"] for s in signed}
+                stored = {k.decode().rsplit(":", 1)[1] for k in client.scan_iter("rempart:once:*")}
+                assert jtis <= stored  # remembered in Redis, shared by both workers
+    finally:
+        server.stop()
