@@ -142,6 +142,28 @@ async def test_login_state_defaults_then_saves(store: AuthStore) -> None:
 
 
 @pytest.mark.anyio
+async def test_swap_login_state_is_compare_and_set(store: AuthStore) -> None:
+    first = LoginState(1, 0.0, 0)
+    assert await store.swap_login_state("carol", LoginState(), first) is True
+    assert await store.swap_login_state("carol", LoginState(), LoginState(9)) is False
+    assert await store.login_state("carol") == first
+    locked = LoginState(5, 1_800_000_000.25, 0)
+    assert await store.swap_login_state("carol", first, locked) is True
+    assert await store.login_state("carol") == locked
+
+
+@pytest.mark.anyio
+async def test_concurrent_swaps_from_one_state_let_exactly_one_win(store: AuthStore) -> None:
+    await store.save_login_state("dave", LoginState(2, 0.0, 7))
+    old = await store.login_state("dave")
+    wins = await asyncio.gather(
+        *(store.swap_login_state("dave", old, LoginState(3, 0.0, 7 + n)) for n in range(20))
+    )
+    assert wins.count(True) == 1
+    assert (await store.login_state("dave")).last_totp_step == 7 + wins.index(True)
+
+
+@pytest.mark.anyio
 async def test_use_once_accepts_a_key_once_until_it_expires(store: AuthStore) -> None:
     assert await store.use_once("jti:a", soon()) is True
     assert await store.use_once("jti:a", soon()) is False

@@ -104,9 +104,7 @@ class Client(threading.Thread):
 
 def write_until_killed(server: ServerProcess, prefix: str) -> list[Ledger]:
     dying = threading.Event()
-    clients = [
-        Client(server.base, f"{prefix}w{n}", dying, server.headers) for n in range(WORKERS)
-    ]
+    clients = [Client(server.base, f"{prefix}w{n}", dying, server.headers) for n in range(WORKERS)]
     for client in clients:
         client.start()
     deadline = time.monotonic() + KILL_AFTER_SECONDS

@@ -152,6 +152,15 @@ REFRESH = ("token_hash", "family", "client_id", "subject", "grant_data", "expire
 PUT_CLIENT = {flag: _upsert("auth_client", CLIENT, flag) for flag in (False, True)}
 PUT_USER = {flag: _upsert("auth_user", USER, flag) for flag in (False, True)}
 SAVE_LOGIN = _upsert("auth_login", LOGIN, replace=True)
+# Insert if absent (the caller's old state is then the default), update only if the
+# row still holds the old state; RETURNING tells whether this caller won.
+SWAP_LOGIN = (
+    "INSERT INTO auth_login (username, failures, locked_until, last_totp_step) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET "
+    "failures = excluded.failures, locked_until = excluded.locked_until, "
+    "last_totp_step = excluded.last_totp_step WHERE auth_login.failures = ? "
+    "AND auth_login.locked_until = ? AND auth_login.last_totp_step = ? RETURNING username"
+)
 PUT_REFRESH = _upsert("auth_refresh", REFRESH, replace=False)
 PUT_GRANT = _upsert("auth_grant", ("key", "payload", "expires"), replace=True)
 GET_CLIENT = f"SELECT {', '.join(CLIENT)} FROM auth_client"  # noqa: S608 (fixed names)
@@ -293,6 +302,14 @@ class SqlAuthStore:
     async def save_login_state(self, username: str, state: LoginState) -> None:
         row = (username, state.failures, state.locked_until, state.last_totp_step)
         await self._run.change(SAVE_LOGIN, row)
+
+    async def swap_login_state(self, username: str, old: LoginState, new: LoginState) -> bool:
+        row = (
+            username,
+            *(new.failures, new.locked_until, new.last_totp_step),
+            *(old.failures, old.locked_until, old.last_totp_step),
+        )
+        return bool((await self._run.change(SWAP_LOGIN, row)).rows)
 
     async def use_once(self, key: str, expires: float) -> bool:
         written = await self._run.change(USE_ONCE, (key, expires, time.time()))

@@ -39,6 +39,10 @@ class LoginPolicy:
     """Ask the TOTP code too. False only where another factor is checked upstream."""
 
 
+_SWAP_ATTEMPTS = 16
+"""Retries of a failure count under contention (each retry reads the new state)."""
+
+
 class LoginOutcome(Enum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"
@@ -75,10 +79,23 @@ async def check_login(
         return LoginOutcome.LOCKED, None
     step = await _proven_step(user, password, totp_code, now, state, policy)
     if step is None:
-        await store.save_login_state(username, after_failure(state, now, policy))
+        await _count_failure(store, username, state, now, policy)
         return LoginOutcome.BAD_CREDENTIALS, None
-    await store.save_login_state(username, LoginState(last_totp_step=step))
+    if not await store.swap_login_state(username, state, LoginState(last_totp_step=step)):
+        # Another attempt changed the state meanwhile (a failure, or this very code):
+        # this one proves nothing.
+        return LoginOutcome.BAD_CREDENTIALS, None
     return _standing(user, today if today is not None else _utc_date(now)), user
+
+
+async def _count_failure(
+    store: AuthStore, username: str, state: LoginState, now: float, policy: LoginPolicy
+) -> None:
+    """Adds one failure, retrying on concurrent changes so that none is lost."""
+    for _ in range(_SWAP_ATTEMPTS):
+        if await store.swap_login_state(username, state, after_failure(state, now, policy)):
+            return
+        state = await store.login_state(username)
 
 
 def account_active(user: UserRecord, today: datetime.date) -> bool:

@@ -45,6 +45,12 @@ class FakeStore:
     async def save_login_state(self, username: str, state: LoginState) -> None:
         self.states[username] = state
 
+    async def swap_login_state(self, username: str, old: LoginState, new: LoginState) -> bool:
+        if self.states.get(username, LoginState()) != old:
+            return False
+        self.states[username] = new
+        return True
+
 
 def code(t: float) -> str:
     return pyotp.TOTP(SECRET).at(t)
@@ -196,3 +202,33 @@ def test_totp_not_checked_when_not_required() -> None:
 def test_account_active(changes: dict[str, Any], active: bool) -> None:
     user = replace(ALICE, **changes)
     assert account_active(user, datetime.date(2024, 1, 31)) is active
+
+
+def test_concurrent_failures_are_all_counted() -> None:
+    """Ten wrong attempts at once: the swap retries so that every one is counted, and
+    the account ends locked."""
+    store = FakeStore(ALICE)
+    port = cast(AuthStore, store)
+
+    async def attempts() -> None:
+        await asyncio.gather(
+            *(check_login(port, "alice", "wrong password!", "000000", T0, POLICY)
+              for _ in range(10))
+        )  # fmt: skip
+
+    asyncio.run(attempts())
+    assert store.states["alice"].failures == 10
+    assert store.states["alice"].locked_until > T0
+
+
+def test_one_totp_code_in_two_concurrent_logins_succeeds_once() -> None:
+    store = FakeStore(ALICE)
+    port = cast(AuthStore, store)
+
+    async def attempts() -> list[tuple[LoginOutcome, UserRecord | None]]:
+        return await asyncio.gather(
+            *(check_login(port, "alice", PASSWORD, code(T0), T0, POLICY) for _ in range(2))
+        )
+
+    outcomes = [outcome for outcome, _ in asyncio.run(attempts())]
+    assert sorted(o.value for o in outcomes) == ["bad_credentials", "ok"]
