@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from rempart.config import Settings, StorageSettings
+from rempart.config import RateLimitSettings, Settings, StorageSettings
 from rempart.security.oauth.signing import SigningKeys
 from rempart.security.oauth.tokens import Grant, Tokens
 
@@ -59,15 +59,17 @@ def pg_schema(pg_url: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings for a fresh store, once per backend."""
+    """Settings for a fresh store, once per backend (rate limits off, as for servers)."""
+    unlimited = RateLimitSettings(enabled=False)
     if request.param == "sqlite":
-        return Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
+        return Settings(storage=StorageSettings(data_dir=tmp_path / "data"), ratelimit=unlimited)
     schema = request.getfixturevalue("pg_schema")
     url = request.getfixturevalue("pg_url")
     return Settings(
         storage=StorageSettings(
             data_dir=tmp_path / "data", database_url=url, postgres_schema=schema, pool_size=4
-        )
+        ),
+        ratelimit=unlimited,
     )
 
 
@@ -114,6 +116,7 @@ class ServerProcess:
     log: Path = Path("/dev/null")
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -129,6 +132,9 @@ class ServerProcess:
         env = {
             **os.environ,
             "REMPART_PG_SCHEMA": self.settings.storage.postgres_schema,
+            # Every test talks from 127.0.0.1: rate limits are off unless a test
+            # (tests/e2e/test_ratelimit.py) turns them on through env.
+            "REMPART_RATELIMIT_ENABLED": "0",
             **self.env,
         }
         cmd = [
@@ -145,6 +151,7 @@ class ServerProcess:
         ]
         if self.settings.storage.database_url:
             cmd += ["--database", self.settings.storage.database_url]
+        cmd += self.extra_args
         self.log = self.settings.storage.data_dir.parent / f"server-{self.port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
@@ -154,12 +161,14 @@ class ServerProcess:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
+        scheme = "https" if "--tls-cert" in self.extra_args else "http"
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                url = f"{scheme}://127.0.0.1:{self.port}/healthz"
+                if httpx.get(url, timeout=1, verify=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -106,6 +106,25 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    """Sliding-window rate limits (``security/ratelimit``); shared through Redis when
+    ``auth.redis_url`` is set, else kept in each process's memory."""
+
+    enabled: bool = True
+    """Apply the limits at all (REMPART_RATELIMIT_ENABLED=0 turns them off)."""
+    ip_per_minute: int = 1200
+    """Requests one client address may send per minute, before authentication."""
+    auth_per_minute: int = 30
+    """Token requests and login attempts one client address may send per minute."""
+    client_per_minute: int = 1200
+    """Cost units a backend client may spend per minute (a read costs 1, a search 5)."""
+    user_per_minute: int = 600
+    """Cost units a user (whatever the app) may spend per minute."""
+    key_prefix: str = "rempart:ratelimit"
+    """Prefix of the Redis keys: deployments sharing one Redis must differ."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Rempart needs to run, built once."""
 
@@ -114,6 +133,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
 
 
 def load_settings(
@@ -143,4 +163,27 @@ def load_settings(
         jwks_allow_private=env.get("REMPART_JWKS_ALLOW_PRIVATE", "") == "1",
         jwks_https_only=env.get("REMPART_JWKS_ALLOW_HTTP", "") != "1",
     )
-    return Settings(storage=storage, crypto=crypto, limits=limits, server=server, auth=auth)
+    return Settings(
+        storage=storage,
+        crypto=crypto,
+        limits=limits,
+        server=server,
+        auth=auth,
+        ratelimit=_ratelimit(env),
+    )
+
+
+def _ratelimit(env: Mapping[str, str]) -> RateLimitSettings:
+    default = RateLimitSettings()
+
+    def number(name: str, value: int) -> int:
+        return int(env.get(f"REMPART_RATELIMIT_{name}", value))
+
+    return RateLimitSettings(
+        enabled=env.get("REMPART_RATELIMIT_ENABLED", "1") != "0",
+        ip_per_minute=number("IP_PER_MINUTE", default.ip_per_minute),
+        auth_per_minute=number("AUTH_PER_MINUTE", default.auth_per_minute),
+        client_per_minute=number("CLIENT_PER_MINUTE", default.client_per_minute),
+        user_per_minute=number("USER_PER_MINUTE", default.user_per_minute),
+        key_prefix=env.get("REMPART_RATELIMIT_PREFIX") or default.key_prefix,
+    )

@@ -12,6 +12,8 @@ import ipaddress
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
@@ -20,6 +22,9 @@ from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
 from rempart.security.oauth.signing import SigningKeys
 from rempart.storage.open import open_auth_store, open_store
+
+if TYPE_CHECKING:
+    from rempart.web.tls import TlsConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,18 +69,29 @@ def _server_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--port", type=int, default=8080)
     command.add_argument("--workers", type=int, default=1)
     command.add_argument("--log-level", default="warning")
+    tls = command.add_argument_group("TLS (docs/configuration.md#tls)")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key")
+    tls.add_argument(
+        "--tls-client-ca", type=Path, metavar="FILE", help="mutual TLS: CA of client certificates"
+    )
+    tls.add_argument(
+        "--tls-require-client-cert",
+        action="store_true",
+        help="mutual TLS: refuse clients without a certificate",
+    )
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    if not _is_loopback(args.host):
-        # Bearer tokens and passwords must not cross a network in clear: until Rempart
-        # terminates TLS itself, it listens on loopback only (behind a TLS proxy).
-        print(
-            "rempart: refusing to bind a non-loopback address without TLS",
-            file=sys.stderr,
-        )
+    # Imported here: the other commands need none of the web package.
+    from rempart.web.tls import TlsError, uvicorn_options
+
+    try:
+        tls = _checked_tls(args)
+    except TlsError as error:
+        print(f"rempart: {error}", file=sys.stderr)
         return 2
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Worker processes rebuild their settings from the environment.
@@ -97,8 +113,42 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         # No proxy in front yet: never take the client address from X-Forwarded-For.
         proxy_headers=False,
         env_file=None,
+        **uvicorn_options(tls),
     )
     return 0
+
+
+def _checked_tls(args: argparse.Namespace) -> TlsConfig | None:
+    from rempart.web.tls import TlsError, check
+
+    tls = tls_config(args)
+    if tls is not None:
+        check(tls)
+    if not may_bind(args.host, tls is not None):
+        # Bearer tokens and passwords must not cross a network in clear: without TLS,
+        # Rempart listens on loopback only (behind a TLS proxy).
+        raise TlsError("refusing to bind a non-loopback address without TLS")
+    return tls
+
+
+def tls_config(args: argparse.Namespace) -> TlsConfig | None:
+    """The TLS options, checked for consistency (``tls.check`` then checks the files)."""
+    from rempart.web.tls import TlsConfig, TlsError
+
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca or args.tls_require_client_cert:
+            raise TlsError("mutual TLS options need --tls-cert and --tls-key")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise TlsError("--tls-cert and --tls-key go together")
+    if args.tls_require_client_cert and args.tls_client_ca is None:
+        raise TlsError("--tls-require-client-cert needs --tls-client-ca")
+    return TlsConfig(args.tls_cert, args.tls_key, args.tls_client_ca, args.tls_require_client_cert)
+
+
+def may_bind(host: str, tls: bool) -> bool:
+    """Any address with TLS; without it, loopback only."""
+    return tls or _is_loopback(host)
 
 
 async def _prepare(settings: Settings) -> None:

@@ -4,9 +4,11 @@ The request path (design.md) is assembled here in a fixed order:
 security headers and request id (added by the FHIR endpoint itself for ``/fhir``,
 by ``SecurityHeaders`` for the rest) → authentication (bearer token → Principal) and
 the scope check, in ``gate`` below, for every FHIR interaction but ``metadata`` →
-the interaction. (Rate limits and audit will be inserted here, not registered as
-optional plugins.) Starlette serves everything else: health, SMART discovery, the
-authorization server (``/auth``) and the admin API (``/admin``).
+the interaction. Rate limits sit at both ends of authentication: per client address
+before it (``RateLimit``, right inside ``HostGuard``), per client or user after it
+(in ``gate``). (Audit will be inserted here, not registered as an optional plugin.)
+Starlette serves everything else: health, SMART discovery, the authorization server
+(``/auth``) and the admin API (``/admin``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from rempart.security.authentication import BearerAuthentication
 from rempart.security.oauth.endpoints import Endpoints
 from rempart.security.oauth.server import AuthorizationServer
 from rempart.security.principal import Principal
+from rempart.security.ratelimit import RateLimiter
 from rempart.storage.crypto import secret_file
 from rempart.storage.open import open_auth_store, open_keyring, open_replay_cache, open_store
 from rempart.web.admin import admin_routes
@@ -42,6 +45,7 @@ from rempart.web.errors import http_exception, server_error
 from rempart.web.fhir_app import PREFIX, FhirApp, Routes, fhir_base
 from rempart.web.middleware import HostGuard, SecurityHeaders
 from rempart.web.oauth import oauth_routes
+from rempart.web.ratelimit import RateLimit
 
 
 @dataclass
@@ -62,6 +66,8 @@ class State:
 
 def create_app(settings: Settings) -> ASGIApp:
     state = State()
+    # --- rate limits (security/ratelimit): built here, opened in the lifespan ---
+    limiter = RateLimiter(settings.ratelimit, settings.auth.redis_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,11 +75,13 @@ def create_app(settings: Settings) -> ASGIApp:
         cursors = CursorSigner(_cursor_key(settings))
         state.ctx = Context(store, FhirkitValidator(), settings.limits, cursors)
         try:
+            await limiter.open()
             state.auth = await _open_auth(settings)
             yield
         finally:
             if state.auth is not None:
                 await state.auth.close()
+            await limiter.close()
             await store.close()
 
     def bind(handler: Handler) -> Callable[[FhirRequest], Awaitable[FhirResponse]]:
@@ -87,6 +95,7 @@ def create_app(settings: Settings) -> ASGIApp:
     ) -> Principal:
         authentication = BearerAuthentication(state.server().tokens)
         principal = await authentication.principal(headers.get("authorization"), base, base)
+        await limiter.charge(principal, method, shape)
         type_, id_ = names.get("type"), names.get("id")
         if not access.patient_self(principal, method, shape, type_, id_):
             access.check(principal, method, shape, type_)
@@ -111,7 +120,8 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )
-    return HostGuard(Dispatch(fhir, SecurityHeaders(other)), _allowed_hosts(settings))
+    limited = RateLimit(Dispatch(fhir, SecurityHeaders(other)), limiter)
+    return HostGuard(limited, _allowed_hosts(settings))
 
 
 async def _open_auth(settings: Settings) -> AuthorizationServer:

@@ -21,7 +21,7 @@ from rempart.rest.http import FhirRequest, FhirResponse
 from rempart.rest.routes import shape_of
 from rempart.security.principal import Principal
 from rempart.web.errors import error_parts, unexpected_parts
-from rempart.web.middleware import SECURITY_HEADERS, request_id_of
+from rempart.web.middleware import request_id_of, security_headers
 
 Interaction = Callable[[FhirRequest], Awaitable[FhirResponse]]
 Gate = Callable[[str, str, dict[str, str], dict[str, str], str], Awaitable[Principal]]
@@ -62,7 +62,7 @@ class FhirApp:
         except Exception as exc:  # noqa: BLE001 - the last guard: never a stack trace out
             status, headers, body = unexpected_parts(exc)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        raw += SECURITY_HEADERS
+        raw += security_headers(scope)
         raw.append((b"x-request-id", request_id))
         raw.append((b"content-length", str(len(body) if body else 0).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -23,6 +23,15 @@ SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 ]
+# RFC 6797: only over TLS (a browser ignores it over http); two years, as HSTS
+# preload lists ask.
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+TLS_SECURITY_HEADERS = [*SECURITY_HEADERS, HSTS]
+
+
+def security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The security headers for an answer on this connection (HSTS under TLS)."""
+    return TLS_SECURITY_HEADERS if scope.get("scheme") == "https" else SECURITY_HEADERS
 
 
 class SecurityHeaders:
@@ -41,13 +50,14 @@ class SecurityHeaders:
             return
         request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        defaults = security_headers(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # A page may set its own CSP or caching (the login form): it wins.
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                extra = [h for h in SECURITY_HEADERS if h[0] not in present]
+                extra = [h for h in defaults if h[0] not in present]
                 message["headers"] = [*headers, *extra, (b"x-request-id", request_id)]
             await send(message)
 
@@ -81,7 +91,7 @@ class HostGuard:
             return
         status, headers, body = error_parts(RempartError(Category.INCORRECT, "Unknown host"))
         raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-        raw += [*SECURITY_HEADERS, (b"x-request-id", request_id_of(scope))]
+        raw += [*security_headers(scope), (b"x-request-id", request_id_of(scope))]
         raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
