@@ -81,6 +81,7 @@ async def dispatch(ctx: Context, request: FhirRequest, entry: Entry) -> FhirResp
     path, _, _ = entry.url.partition("?")
     shape, names = shape_of(path.split("/"))
     method = "GET" if entry.method == "HEAD" else entry.method
+    ctx.check(method, path)
     handler = next((h for m, s, h in INTERACTIONS if (m, s) == (method, shape)), None)
     if handler is None or shape in ("", "_search"):
         raise RempartError(Category.NOT_ALLOWED, "This interaction is not supported in a Bundle")
@@ -90,7 +91,7 @@ async def dispatch(ctx: Context, request: FhirRequest, entry: Entry) -> FhirResp
     body = b"" if entry.resource is None else ctx.validator.dump(entry.resource)
     sub = FhirRequest(
         method, request.base_url, names.get("type"), names.get("id"), names.get("version"),
-        names.get("target"), entry.query, headers, body,
+        names.get("target"), entry.query, headers, body, request.principal,
     )  # fmt: skip
     return await handler(ctx, sub)
 
@@ -151,6 +152,7 @@ class Transaction:
         return [answers[entry.index] for entry in entries]
 
     async def _identify(self, entry: Entry) -> Planned:
+        self.ctx.check("GET" if entry.method == "HEAD" else entry.method, entry.url)
         if entry.method in ("GET", "HEAD"):
             return Planned(entry, entry.type or "")
         type_ = check_type(entry.type)

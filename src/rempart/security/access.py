@@ -1,10 +1,9 @@
 """Step 5 of the request path, first part: may this token attempt this interaction at
 all? (SMART App Launch 2.2 §Scopes: ``c r u d s`` per resource type.)
 
-This is the type-level check. Narrowing to one patient's compartment inside the
-queries is the job of the compartment filter; until it exists, a ``patient/`` token
-may read its own Patient resource and nothing else, so no such token can see
-another patient's record.
+This is the type-level check, done before the interaction runs. Narrowing to the
+records the token may see (a patient's compartment, ``?param=value`` restrictions)
+happens inside the store's queries (``security/policy.py``, ``reached_store.py``).
 """
 
 from __future__ import annotations
@@ -37,40 +36,28 @@ PERMISSIONS: dict[tuple[str, str], str] = {
 WHOLE_SERVER = ("", "_search", "_history", "T/I/$")
 """Shapes that may reach every type: they need a ``*`` scope."""
 BUNDLE = ("POST", "")
-"""Batch and transaction: every kind of write on every type, until entries are checked
-one by one."""
+"""Batch and transaction: each entry is checked on its own (``Context.check``)."""
 
 
-def check(principal: Principal, method: str, shape: str, type_: str | None) -> None:
-    """Raises 403 ``insufficient_scope`` unless a scope of the token allows this."""
+def check(principal: Principal, method: str, shape: str, names: dict[str, str]) -> None:
+    """Raises 403 ``insufficient_scope`` unless a scope of the token allows this kind
+    of interaction on this type. Which records it reaches is the store's business
+    (``security/policy.py``)."""
     scopes = [s for s in map(resource_scope, principal.scopes) if s is not None]
     if (method, shape) == BUNDLE:
-        needed, wanted = frozenset("cruds"), "*"
-    else:
-        needed = frozenset(PERMISSIONS.get((method, shape), "cruds"))
-        wanted = "*" if shape in WHOLE_SERVER else (type_ or "*")
+        if scopes:
+            return
+        raise insufficient_scope("*.cruds")
+    needed = frozenset(PERMISSIONS.get((method, shape), "cruds"))
+    wanted = "*" if shape in WHOLE_SERVER else (names.get("type") or "*")
     if shape == "T/I/C":
-        wanted = "*"
-    if not any(_allows(s, wanted, needed) for s in scopes):
+        target = names.get("target", "*")
+        wanted = target if target != "*" else "*"
+    if not any(_allows(principal, s, wanted, needed) for s in scopes):
         raise insufficient_scope(f"{wanted}.{''.join(sorted(needed))}")
 
 
-def _allows(scope: ResourceScope, type_: str, needed: frozenset[str]) -> bool:
-    if scope.context == "patient" or scope.query is not None:
-        return False  # needs the compartment filter: see patient_self()
+def _allows(principal: Principal, scope: ResourceScope, type_: str, needed: frozenset[str]) -> bool:
+    if scope.context == "patient" and principal.patient is None:
+        return False  # a patient scope without a patient in context reaches nothing
     return scope.type in ("*", type_) and needed <= scope.permissions
-
-
-def patient_self(
-    principal: Principal, method: str, shape: str, type_: str | None, id_: str | None
-) -> bool:
-    """A patient-context token reading its own Patient resource."""
-    if principal.patient is None or (method, shape) != ("GET", "T/I"):
-        return False
-    if type_ != "Patient" or id_ != principal.patient:
-        return False
-    scopes = [s for s in map(resource_scope, principal.scopes) if s is not None]
-    return any(
-        s.context == "patient" and s.type in ("*", "Patient") and "r" in s.permissions
-        for s in scopes
-    )

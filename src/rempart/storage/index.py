@@ -250,3 +250,10 @@ def rows_for(request: WriteRequest, blind: BlindIndex) -> Rows | None:
     if request.render is None:
         return None
     return index_rows(request.type, request.id, request.render(1, from_micros(0)), blind)
+
+
+def compartments_of(type_: str, id_: str, body: bytes) -> set[tuple[str, str]]:
+    """The compartments a version with this body belongs to, as the index will record
+    them (checked before a write on behalf of a caller with a restricted reach)."""
+    references = [v for v in extract(_parse(body)) if isinstance(v, ReferenceValue)]
+    return set(compartment_rows(type_, id_, references))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from rempart.fhir.search.query import SearchQuery
+from rempart.fhir.search.query import Node, SearchQuery
 
 Render = Callable[[int, datetime], bytes]
 """Builds the stored JSON of a new version from its number and lastUpdated."""
@@ -65,6 +65,22 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class Reach:
+    """What a caller may see, given to the store and pushed into every query it runs
+    (reads, history, search, includes, conditional matching): never a filter applied
+    after reading. ``None`` in place of a Reach means everything.
+
+    A version of type T is within reach when T is in ``by_type`` and the version meets
+    its criterion (``None``: any version of T), or T is not in ``by_type``, ``others``
+    is true and the version meets ``others_where`` (``None``: any).
+    """
+
+    by_type: tuple[tuple[str, Node | None], ...] = ()
+    others: bool = False
+    others_where: Node | None = None
+
+
+@dataclass(frozen=True)
 class HistoryQuery:
     """Instance, type or system history, newest first (FHIR R4 §3.1.0.11)."""
 
@@ -76,6 +92,7 @@ class HistoryQuery:
     before_seq: int | None = None
     """Paging: only versions older than this sequence number."""
     count: int = 50
+    reach: Reach | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,8 @@ class SearchRequest:
     with_total: bool = False
     include_limit: int = 1000
     include_depth: int = 3
+    reach: Reach | None = None
+    """Applied to the matches, the total and every included resource."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +126,14 @@ class SearchResult:
 class ResourceStore(Protocol):
     """Versioned resource storage."""
 
-    async def read(self, type_: str, id_: str) -> StoredVersion | None:
-        """The latest version (a deletion marker if deleted), or None if never existed."""
+    async def read(self, type_: str, id_: str, reach: Reach | None = None) -> StoredVersion | None:
+        """The latest version (a deletion marker if deleted), or None if never existed
+        or the latest version is out of ``reach``."""
 
-    async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
-        """One given version, or None."""
+    async def vread(
+        self, type_: str, id_: str, version: int, reach: Reach | None = None
+    ) -> StoredVersion | None:
+        """One given version, or None (also when out of ``reach``)."""
 
     async def write(self, request: WriteRequest) -> WriteResult:
         """Apply one write atomically; raises RempartError for a failed precondition."""
@@ -125,7 +147,9 @@ class ResourceStore(Protocol):
     async def search(self, request: SearchRequest) -> SearchResult:
         """A page of matches with its includes and, if asked, the total."""
 
-    async def matching(self, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
+    async def matching(
+        self, query: SearchQuery, limit: int, reach: Reach | None = None
+    ) -> list[tuple[str, str]]:
         """``(type, id)`` of at most ``limit`` current resources matching (conditionals)."""
 
     async def rewrap(self, batch: int = 500) -> int:

@@ -23,7 +23,8 @@ from rempart.fhir.search.query import (
     TokenQ,
 )
 from rempart.storage.index import BlindIndex, cut
-from rempart.storage.ports import SearchRequest
+from rempart.storage.ports import Reach, SearchRequest
+from rempart.storage.reach_sql import reach_where
 from rempart.storage.search_sql import Compiler, visible
 from rempart.storage.sql import Sql
 from rempart.storage.versioning import COLUMNS
@@ -54,9 +55,11 @@ def run_search(request: SearchRequest, blind: BlindIndex, *, dense: bool = False
     """The steps of a search. ``dense``: read the page by scanning the type in ``seq``
     order and probing each resource (see :func:`dense_applies`)."""
     query = request.query
-    where, params = match_where(query, blind, request.as_of)
+    where, params = match_where(query, blind, request.as_of, reach=request.reach)
     if query.count > 0 and dense:
-        probes, probe_params = match_where(query, blind, request.as_of, probe=True)
+        probes, probe_params = match_where(
+            query, blind, request.as_of, probe=True, reach=request.reach
+        )
         page = yield _page_sql(query, probes, probe_params, request, blind)
     elif query.count > 0:
         page = yield _page_sql(query, where, params, request, blind)
@@ -70,7 +73,7 @@ def run_search(request: SearchRequest, blind: BlindIndex, *, dense: bool = False
     if request.with_total:
         counted = yield f"SELECT COUNT(*) FROM resource_version rv WHERE {where}", params
         total = int(counted[0][0])
-    included = yield from _includes(query.includes, page, request)
+    included = yield from _includes(query.includes, page, request, blind)
     return RawResult(page, included, total, more)
 
 
@@ -96,10 +99,18 @@ def dense_applies(query: SearchQuery, blind: BlindIndex) -> bool:
 
 
 def match_where(
-    query: SearchQuery, blind: BlindIndex, as_of: int | None, *, probe: bool = False
+    query: SearchQuery,
+    blind: BlindIndex,
+    as_of: int | None,
+    *,
+    probe: bool = False,
+    reach: Reach | None = None,
 ) -> Sql:
-    """The WHERE clause (on alias ``rv``) of the versions matching ``query``."""
+    """The WHERE clause (on alias ``rv``) of the versions matching ``query`` and
+    within ``reach``."""
     parts: list[Sql] = []
+    if reach is not None:
+        parts.append(reach_where(reach, "rv", blind, as_of))
     if len(query.types) == 1:
         parts.append(("rv.type = ?", [query.types[0]]))
     elif query.types:
@@ -112,9 +123,11 @@ def match_where(
     return " AND ".join(p[0] for p in parts), [v for p in parts for v in p[1]]
 
 
-def ids_matching(query: SearchQuery, blind: BlindIndex, limit: int) -> Sql:
+def ids_matching(
+    query: SearchQuery, blind: BlindIndex, limit: int, reach: Reach | None = None
+) -> Sql:
     """SELECT of the ``(type, id)`` of current resources matching (conditional writes)."""
-    where, params = match_where(query, blind, None)
+    where, params = match_where(query, blind, None, reach=reach)
     return f"SELECT rv.type, rv.id FROM resource_version rv WHERE {where} LIMIT ?", [
         *params,
         limit,
@@ -185,7 +198,7 @@ def _driven_page(
 ) -> Sql:
     position, table, (condition, driver_params) = driver
     rest = replace(query, where=query.where[:position] + query.where[position + 1 :])
-    where, params = match_where(rest, blind, request.as_of, probe=True)
+    where, params = match_where(rest, blind, request.as_of, probe=True, reach=request.reach)
     head = (
         f"SELECT {SELECT} FROM {table} d JOIN resource_version rv ON rv.seq = d.seq "
         f"WHERE {condition} AND {where}"
@@ -218,7 +231,7 @@ def _order_by(keys: Sequence[SortKey]) -> Sql:
 
 
 def _includes(
-    includes: Sequence[Include], page: list[Row], request: SearchRequest
+    includes: Sequence[Include], page: list[Row], request: SearchRequest, blind: BlindIndex
 ) -> Generator[Sql, list[Row], list[Row]]:
     if not includes or not page:
         return []
@@ -230,10 +243,10 @@ def _includes(
         new: list[Row] = []
         for include in active:
             if include.reverse:
-                sql = _reverse_sql(include, current, request)
+                sql = _reverse_sql(include, current, request, blind)
             else:
                 targets = _targets_sql(include, current)
-                sql = _forward_sql((yield targets), request) if targets else None
+                sql = _forward_sql((yield targets), request, blind) if targets else None
             if sql is None:
                 continue
             for row in (yield sql):
@@ -266,17 +279,29 @@ def _targets_sql(include: Include, rows: list[Row]) -> Sql | None:
     return f"{select} WHERE {' AND '.join(where)}", params
 
 
-def _forward_sql(targets: list[Row], request: SearchRequest) -> Sql | None:
+def _forward_sql(targets: list[Row], request: SearchRequest, blind: BlindIndex) -> Sql | None:
     pairs = [(type_, id_) for type_, id_ in targets if type_ is not None][: request.include_limit]
     if not pairs:
         return None
-    live, live_params = visible("rv", request.as_of)
+    live, live_params = _live_within(request, blind)
     alternatives = " OR ".join(["(rv.type = ? AND rv.id = ?)"] * len(pairs))
     sql = f"SELECT {SELECT} FROM resource_version rv WHERE ({alternatives}) AND {live} LIMIT ?"
     return sql, [*(v for pair in pairs for v in pair), *live_params, request.include_limit]
 
 
-def _reverse_sql(include: Include, rows: list[Row], request: SearchRequest) -> Sql | None:
+def _live_within(request: SearchRequest, blind: BlindIndex) -> Sql:
+    """Current as of the search, and within the caller's reach: included resources
+    obey the same reach as the matches."""
+    live = visible("rv", request.as_of)
+    if request.reach is None:
+        return live
+    within = reach_where(request.reach, "rv", blind, request.as_of)
+    return f"{live[0]} AND {within[0]}", [*live[1], *within[1]]
+
+
+def _reverse_sql(
+    include: Include, rows: list[Row], request: SearchRequest, blind: BlindIndex
+) -> Sql | None:
     """``_revinclude=Source:param``: the Source resources referring to the page."""
     targets = [row for row in rows if include.param == "*" or _can_target(include, row[1])]
     if not targets:
@@ -294,7 +319,7 @@ def _reverse_sql(include: Include, rows: list[Row], request: SearchRequest) -> S
     if include.param != "*":
         where.append("r.param = ?")
         params.append(include.param)
-    live, live_params = visible("rv", request.as_of)
+    live, live_params = _live_within(request, blind)
     sql = (
         f"SELECT {SELECT} FROM resource_version rv WHERE {live} AND rv.seq IN ("
         f"SELECT r.seq FROM idx_reference r WHERE {' AND '.join(where)}) LIMIT ?"

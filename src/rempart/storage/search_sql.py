@@ -15,6 +15,7 @@ from typing import Any
 
 from rempart.fhir.search.parameters import SearchParam
 from rempart.fhir.search.query import (
+    AllOf,
     AnyOf,
     Chain,
     CompositeQ,
@@ -91,6 +92,9 @@ class Compiler:
             return join(" OR ", parts, wrap=True)
         if isinstance(node, AnyOf):
             return join(" OR ", [self.node(n, alias, type_) for n in node.nodes], wrap=True)
+        if isinstance(node, AllOf):
+            sql, params = self.all_of(node.nodes, alias, type_)
+            return f"({sql})", params
         return self._joined(node, alias, type_)
 
     def _joined(self, node: Node, alias: str, type_: str | None) -> Sql:

@@ -57,10 +57,16 @@ def plan_write(latest: Latest | None, request: WriteRequest) -> Plan | None:
     return Plan(version, moment, body, "DELETE" if request.render is None else request.method)
 
 
-def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
-    """SELECT of the version rows of a history query, with ``?`` placeholders."""
+def history_sql(
+    query: HistoryQuery, within: tuple[str, list[Any]] | None = None
+) -> tuple[str, list[object]]:
+    """SELECT of the version rows of a history query, with ``?`` placeholders;
+    ``within``: the caller's reach as SQL on alias ``rv``, checked on every version."""
     where: list[str] = []
     params: list[object] = []
+    if within is not None:
+        where.append(within[0])
+        params += within[1]
     for column, value in (("type", query.type), ("id", query.id)):
         if value is not None:
             where.append(f"{column} = ?")
@@ -76,7 +82,7 @@ def history_sql(query: HistoryQuery) -> tuple[str, list[object]]:
         params.append(query.before_seq)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     sql = (
-        f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608 - fixed columns, values bound
+        f"SELECT {COLUMNS} FROM resource_version rv "  # noqa: S608 - fixed columns, values bound
         f"{clause} ORDER BY seq DESC LIMIT ?"
     )
     return sql, [*params, query.count]

@@ -14,8 +14,9 @@ Starlette serves everything else: health, SMART discovery, the authorization ser
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -38,6 +39,7 @@ from rempart.security.oauth.endpoints import Endpoints
 from rempart.security.oauth.server import AuthorizationServer
 from rempart.security.principal import Principal
 from rempart.security.ratelimit import RateLimiter
+from rempart.security.reached_store import ReachedStore
 from rempart.storage.crypto import secret_file
 from rempart.storage.open import open_auth_store, open_keyring, open_replay_cache, open_store
 from rempart.web.admin import admin_routes
@@ -58,6 +60,15 @@ class State:
     def context(self) -> Context:
         assert self.ctx is not None, "used before the lifespan started"
         return self.ctx
+
+    def context_for(self, principal: Principal | None) -> Context:
+        """The interactions' context for one caller: the store as that caller may see
+        it, and the per-interaction check for Bundle entries."""
+        ctx = self.context()
+        if principal is None:
+            return ctx
+        store = ReachedStore(ctx.store, principal)
+        return replace(ctx, store=store, authorize=functools.partial(_check, principal))
 
     def server(self) -> AuthorizationServer:
         assert self.auth is not None, "used before the lifespan started"
@@ -86,7 +97,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     def bind(handler: Handler) -> Callable[[FhirRequest], Awaitable[FhirResponse]]:
         async def call(request: FhirRequest) -> FhirResponse:
-            return await handler(state.context(), request)
+            return await handler(state.context_for(request.principal), request)
 
         return call
 
@@ -96,9 +107,7 @@ def create_app(settings: Settings) -> ASGIApp:
         authentication = BearerAuthentication(state.server().tokens)
         principal = await authentication.principal(headers.get("authorization"), base, base)
         await limiter.charge(principal, method, shape)
-        type_, id_ = names.get("type"), names.get("id")
-        if not access.patient_self(principal, method, shape, type_, id_):
-            access.check(principal, method, shape, type_)
+        access.check(principal, method, shape, names)
         return principal
 
     def endpoints_of(request: Request) -> Endpoints:
@@ -122,6 +131,10 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     limited = RateLimit(Dispatch(fhir, SecurityHeaders(other)), limiter)
     return HostGuard(limited, _allowed_hosts(settings))
+
+
+def _check(principal: Principal, method: str, shape: str, names: dict[str, str]) -> None:
+    access.check(principal, method, shape, names)
 
 
 async def _open_auth(settings: Settings) -> AuthorizationServer:

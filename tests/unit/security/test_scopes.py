@@ -88,35 +88,39 @@ def principal(*scopes: str, patient: str | None = None) -> Principal:
         (("system/*.rs",), "GET", "", None, True),
         (("system/*.rs",), "GET", "T/I/$", "Patient", True),
         (("system/Patient.rs",), "GET", "T/I/$", "Patient", False),
-        (("system/*.rs",), "POST", "", None, False),
-        (("system/*.cruds",), "POST", "", None, True),
+        (("system/Patient.rs",), "POST", "", None, True),  # entries checked one by one
+        (("openid", "fhirUser"), "POST", "", None, False),
         (("user/Observation.c",), "POST", "T", "Observation", True),
         (("user/Observation.c",), "DELETE", "T/I", "Observation", False),
-        (("patient/*.rs",), "GET", "T", "Observation", False),
-        (("system/Observation.rs?category=vital-signs",), "GET", "T", "Observation", False),
+        (("patient/*.rs",), "GET", "T", "Observation", True),
+        (("system/Observation.rs?category=vital-signs",), "GET", "T", "Observation", True),
     ],
 )  # fmt: skip
 def test_type_level_access(
     scopes: tuple[str, ...], method: str, shape: str, type_: str | None, ok: bool
 ) -> None:
+    names = {"type": type_} if type_ else {}
+    caller = principal(*scopes, patient="p1")
     if ok:
-        access.check(principal(*scopes), method, shape, type_)
+        access.check(caller, method, shape, names)
     else:
         with pytest.raises(RempartError) as refused:
-            access.check(principal(*scopes), method, shape, type_)
+            access.check(caller, method, shape, names)
         assert refused.value.category.status == 403
         assert 'error="insufficient_scope"' in refused.value.headers["www-authenticate"]
 
 
-def test_patient_token_reads_only_its_own_patient() -> None:
-    token = principal("patient/*.rs", patient="p1")
-    assert access.patient_self(token, "GET", "T/I", "Patient", "p1")
-    assert not access.patient_self(token, "GET", "T/I", "Patient", "p2")
-    assert not access.patient_self(token, "GET", "T", "Patient", None)
-    assert not access.patient_self(token, "PUT", "T/I", "Patient", "p1")
-    assert not access.patient_self(principal("patient/Observation.rs", patient="p1"),
-                                   "GET", "T/I", "Patient", "p1")  # fmt: skip
-    assert not access.patient_self(principal("system/*.rs"), "GET", "T/I", "Patient", "p1")
+def test_patient_scopes_need_a_patient_in_context() -> None:
+    with pytest.raises(RempartError):
+        access.check(principal("patient/*.rs"), "GET", "T", {"type": "Observation"})
+    access.check(principal("patient/*.rs", patient="p1"), "GET", "T", {"type": "Observation"})
+
+
+def test_compartment_search_needs_the_target_type() -> None:
+    names = {"type": "Patient", "id": "p1", "target": "Observation"}
+    access.check(principal("system/Observation.s"), "GET", "T/I/C", names)
+    with pytest.raises(RempartError):
+        access.check(principal("system/Encounter.s"), "GET", "T/I/C", names)
 
 
 def test_pkce_s256_only() -> None:

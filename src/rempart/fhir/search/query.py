@@ -126,6 +126,13 @@ class AnyOf:
 
 
 @dataclass(frozen=True, slots=True)
+class AllOf:
+    """Every one of several criteria (one scope's ``?param=value`` restriction)."""
+
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class InList:
     """``_list``: the resource is an item of the List ``list_id``."""
 
@@ -140,7 +147,7 @@ class InCompartment:
     id: str
 
 
-Node = Test | Missing | IdIn | Updated | Chain | Has | AnyOf | InList | InCompartment
+Node = Test | Missing | IdIn | Updated | Chain | Has | AnyOf | AllOf | InList | InCompartment
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from rempart.security.accounts.login import LoginOutcome, LoginPolicy, check_log
 from rempart.security.oauth.endpoints import Endpoints
 from rempart.security.oauth.errors import OAuthError
 from rempart.security.oauth.pkce import valid_challenge
+from rempart.security.roles import within_rights
 from rempart.security.scopes import grant, split_scopes, well_formed
 from rempart.storage.auth_ports import AuthStore, ClientRecord, UserRecord
 
@@ -147,6 +148,7 @@ def _user_context(user: UserRecord, scopes: list[str]) -> dict[str, Any]:
     patient = None
     if user.fhir_user and user.fhir_user.startswith("Patient/"):
         patient = user.fhir_user.removeprefix("Patient/")
+    scopes = within_rights(scopes, user)
     kept = [s for s in scopes if patient or not s.startswith(("patient/", "launch/patient"))]
     if "fhirUser" in kept and not user.fhir_user:
         kept.remove("fhirUser")

@@ -21,6 +21,7 @@ from rempart.storage.crypto import KeyRing
 from rempart.storage.index import BlindIndex
 from rempart.storage.ports import (
     HistoryQuery,
+    Reach,
     SearchRequest,
     SearchResult,
     StoredVersion,
@@ -28,6 +29,7 @@ from rempart.storage.ports import (
     WriteResult,
 )
 from rempart.storage.postgres.writes import Writes
+from rempart.storage.reach_sql import latest_within, reach_where, version_within
 from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
 from rempart.storage.versioning import (
     COLUMNS,
@@ -93,24 +95,35 @@ class PostgresStore:
             raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
         return cls(pool, keys, blind)
 
-    async def read(self, type_: str, id_: str) -> StoredVersion | None:
-        row = await self._one(
-            f"SELECT {COLUMNS} FROM resource_version WHERE type = %s AND id = %s "  # noqa: S608
-            "ORDER BY version DESC LIMIT 1",
-            (type_, id_),
-        )
+    async def read(self, type_: str, id_: str, reach: Reach | None = None) -> StoredVersion | None:
+        if reach is None:
+            row = await self._one(
+                f"SELECT {COLUMNS} FROM resource_version WHERE type = %s AND id = %s "  # noqa: S608
+                "ORDER BY version DESC LIMIT 1",
+                (type_, id_),
+            )
+        else:
+            sql, within = latest_within(reach, self._blind)
+            row = await self._one(_pg(sql), (type_, id_, *within))
         return open_row(self._keys, row) if row else None
 
-    async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
-        row = await self._one(
-            f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
-            "WHERE type = %s AND id = %s AND version = %s",
-            (type_, id_, version),
-        )
+    async def vread(
+        self, type_: str, id_: str, version: int, reach: Reach | None = None
+    ) -> StoredVersion | None:
+        if reach is None:
+            row = await self._one(
+                f"SELECT {COLUMNS} FROM resource_version "  # noqa: S608
+                "WHERE type = %s AND id = %s AND version = %s",
+                (type_, id_, version),
+            )
+        else:
+            sql, within = version_within(reach, self._blind)
+            row = await self._one(_pg(sql), (type_, id_, version, *within))
         return open_row(self._keys, row) if row else None
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
-        text, params = history_sql(query)
+        within = None if query.reach is None else reach_where(query.reach, "rv", self._blind, None)
+        text, params = history_sql(query, within)
         try:
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(_pg(text), params)
@@ -144,8 +157,10 @@ class PostgresStore:
             raw.more,
         )
 
-    async def matching(self, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
-        sql, params = ids_matching(query, self._blind, limit)
+    async def matching(
+        self, query: SearchQuery, limit: int, reach: Reach | None = None
+    ) -> list[tuple[str, str]]:
+        sql, params = ids_matching(query, self._blind, limit, reach)
         try:
             async with self._pool.connection() as conn:
                 cursor = await conn.execute(_pg(sql), params, prepare=False)

@@ -24,6 +24,7 @@ from rempart.storage.crypto import KeyRing
 from rempart.storage.index import BlindIndex
 from rempart.storage.ports import (
     HistoryQuery,
+    Reach,
     SearchRequest,
     SearchResult,
     StoredVersion,
@@ -31,6 +32,7 @@ from rempart.storage.ports import (
     WriteResult,
     from_micros,
 )
+from rempart.storage.reach_sql import latest_within, reach_where, version_within
 from rempart.storage.search_run import (
     RawResult,
     Steps,
@@ -118,14 +120,23 @@ class SqliteStore:
         lock = path.with_name(path.name + ".write-lock")
         self._writer = GroupCommitWriter(lambda: connect(path), max_group, lock)
 
-    async def read(self, type_: str, id_: str) -> StoredVersion | None:
-        return self._point_read(LATEST_SQL, (type_, id_))
+    async def read(self, type_: str, id_: str, reach: Reach | None = None) -> StoredVersion | None:
+        if reach is None:
+            return self._point_read(LATEST_SQL, (type_, id_))
+        sql, within = latest_within(reach, self._blind)
+        return self._point_read(sql, (type_, id_, *within))
 
-    async def vread(self, type_: str, id_: str, version: int) -> StoredVersion | None:
-        return self._point_read(VREAD_SQL, (type_, id_, version))
+    async def vread(
+        self, type_: str, id_: str, version: int, reach: Reach | None = None
+    ) -> StoredVersion | None:
+        if reach is None:
+            return self._point_read(VREAD_SQL, (type_, id_, version))
+        sql, within = version_within(reach, self._blind)
+        return self._point_read(sql, (type_, id_, version, *within))
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
-        sql, params = history_sql(query)
+        within = None if query.reach is None else reach_where(query.reach, "rv", self._blind, None)
+        sql, params = history_sql(query, within)
         return await asyncio.to_thread(self._scan, sql, params)
 
     def _point_read(self, sql: str, params: tuple[Any, ...]) -> StoredVersion | None:
@@ -197,8 +208,10 @@ class SqliteStore:
         with self._scanner() as conn:
             return _drive(conn, run_search(request, self._blind))
 
-    async def matching(self, query: SearchQuery, limit: int) -> list[tuple[str, str]]:
-        sql, params = ids_matching(query, self._blind, limit)
+    async def matching(
+        self, query: SearchQuery, limit: int, reach: Reach | None = None
+    ) -> list[tuple[str, str]]:
+        sql, params = ids_matching(query, self._blind, limit, reach)
         with self._scanner() as conn:
             return [(row[0], row[1]) for row in conn.execute(sql, params).fetchall()]
 
