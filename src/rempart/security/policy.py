@@ -16,6 +16,7 @@ store never returns it, so it answers exactly like one that does not exist.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 from urllib.parse import parse_qsl
 
@@ -33,29 +34,32 @@ Alternatives = list[Node | None]
 def reach_for(principal: Principal, letters: str) -> Reach | None:
     """The reach of ``principal`` for permissions ``letters`` (any of them suffices:
     ``"rs"`` for reading, ``"c"``, ``"u"``, ``"d"`` for writes); None when unrestricted."""
+    return _reach_of(principal.scopes, principal.patient, letters)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reach_of(scopes: tuple[str, ...], patient: str | None, letters: str) -> Reach | None:
+    """Computed once per distinct (scopes, patient, letters): every request of a token
+    asks for the same reach."""
     by_type: dict[str, Alternatives] = {}
     wildcard: Alternatives = []
-    for scope in _scopes(principal):
+    for scope in (s for s in map(resource_scope, scopes) if s is not None):
         if not set(letters) & scope.permissions:
             continue
-        alternative = _alternative(principal, scope)
+        alternative = _alternative(patient, scope)
         if alternative is False:
             continue
         (wildcard if scope.type == "*" else by_type.setdefault(scope.type, [])).append(alternative)
     return _reach(by_type, wildcard)
 
 
-def _scopes(principal: Principal) -> list[ResourceScope]:
-    return [s for s in map(resource_scope, principal.scopes) if s is not None]
-
-
-def _alternative(principal: Principal, scope: ResourceScope) -> Node | Literal[False] | None:
+def _alternative(patient: str | None, scope: ResourceScope) -> Node | Literal[False] | None:
     """The records one scope opens: None for all of its type, False for none."""
     nodes: list[Node] = []
     if scope.context == "patient":
-        if principal.patient is None:
+        if patient is None:
             return False
-        nodes.append(InCompartment("Patient", principal.patient))
+        nodes.append(InCompartment("Patient", patient))
     if scope.query is not None:
         restriction = _restriction(scope)
         if restriction is None:

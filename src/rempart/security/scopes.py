@@ -8,6 +8,7 @@ that order) or v1 ``read``/``write``/``*``. Other scopes (``openid``, ``fhirUser
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class ResourceScope:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def resource_scope(text: str) -> ResourceScope | None:
     """The resource scope ``text`` names, or None if it is not one (or malformed)."""
     match = RESOURCE_SCOPE.fullmatch(text)

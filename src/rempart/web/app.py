@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -56,6 +56,7 @@ class State:
 
     ctx: Context | None = None
     auth: AuthorizationServer | None = None
+    authentication: BearerAuthentication | None = None
 
     def context(self) -> Context:
         assert self.ctx is not None, "used before the lifespan started"
@@ -68,14 +69,23 @@ class State:
         if principal is None:
             return ctx
         store = ReachedStore(ctx.store, principal)
-        return replace(ctx, store=store, authorize=functools.partial(_check, principal))
+        check = functools.partial(_check, principal)
+        return Context(store, ctx.validator, ctx.limits, ctx.cursors, check)
 
     def server(self) -> AuthorizationServer:
         assert self.auth is not None, "used before the lifespan started"
         return self.auth
 
+    def bearer(self) -> BearerAuthentication:
+        if self.authentication is None:
+            self.authentication = BearerAuthentication(self.server().tokens)
+        return self.authentication
 
-def create_app(settings: Settings) -> ASGIApp:
+
+def create_app(settings: Settings, *, gateway: bool = True) -> ASGIApp:
+    """The application. ``gateway=False`` serves ``/fhir`` with no token check, scope
+    check, reach or rate limit: it exists only so that ``bench/gateway.py`` can measure
+    what the gateway costs, and nothing in the command line or the environment sets it."""
     state = State()
     # --- rate limits (security/ratelimit): built here, opened in the lifespan ---
     limiter = RateLimiter(settings.ratelimit, settings.auth.redis_url)
@@ -104,8 +114,7 @@ def create_app(settings: Settings) -> ASGIApp:
     async def gate(
         method: str, shape: str, names: dict[str, str], headers: dict[str, str], base: str
     ) -> Principal:
-        authentication = BearerAuthentication(state.server().tokens)
-        principal = await authentication.principal(headers.get("authorization"), base, base)
+        principal = await state.bearer().principal(headers.get("authorization"), base, base)
         await limiter.charge(principal, method, shape)
         access.check(principal, method, shape, names)
         return principal
@@ -119,7 +128,8 @@ def create_app(settings: Settings) -> ASGIApp:
     routes.add("GET", "metadata", Metadata())
     for method, shape, handler in INTERACTIONS:
         routes.add(method, shape, bind(handler))
-    fhir = FhirApp(routes, gate, settings.limits.max_body_bytes, settings.server.base_url)
+    checks = gate if gateway else _ungated
+    fhir = FhirApp(routes, checks, settings.limits.max_body_bytes, settings.server.base_url)
     other = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -129,8 +139,15 @@ def create_app(settings: Settings) -> ASGIApp:
         exception_handlers={HTTPException: http_exception, Exception: server_error},
         lifespan=lifespan,
     )
-    limited = RateLimit(Dispatch(fhir, SecurityHeaders(other)), limiter)
+    dispatch = Dispatch(fhir, SecurityHeaders(other))
+    limited = RateLimit(dispatch, limiter) if gateway else dispatch
     return HostGuard(limited, _allowed_hosts(settings))
+
+
+async def _ungated(
+    method: str, shape: str, names: dict[str, str], headers: dict[str, str], base: str
+) -> Principal | None:
+    return None
 
 
 def _check(principal: Principal, method: str, shape: str, names: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ from rempart.web.errors import error_parts, unexpected_parts
 from rempart.web.middleware import request_id_of, security_headers
 
 Interaction = Callable[[FhirRequest], Awaitable[FhirResponse]]
-Gate = Callable[[str, str, dict[str, str], dict[str, str], str], Awaitable[Principal]]
+Gate = Callable[[str, str, dict[str, str], dict[str, str], str], Awaitable[Principal | None]]
 """(method, shape, path names, headers, FHIR base) → the caller, or a 401/403 error."""
 PUBLIC_SHAPES = ("metadata",)
 PREFIX = "/fhir/"

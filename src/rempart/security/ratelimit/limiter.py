@@ -1,5 +1,6 @@
-"""The budgets behind the rate limits: a sliding window counter per key, kept by the
-``limits`` library in this process's memory or in Redis shared by every process.
+"""The budgets behind the rate limits: a sliding window counter per key, kept in this
+process's memory (``memory.py``) or, by the ``limits`` library, in Redis shared by
+every process.
 
 A sliding window counter (two fixed windows, the previous one weighted by how much of
 it still overlaps) costs two counters per key whatever the traffic, unlike a log of
@@ -31,6 +32,7 @@ from limits.errors import StorageError
 from rempart.config import RateLimitSettings
 from rempart.errors import Category, RempartError
 from rempart.security.principal import Principal
+from rempart.security.ratelimit.memory import MemoryWindows
 from rempart.security.ratelimit.policy import cost, payer
 
 log = logging.getLogger("rempart.security")
@@ -79,8 +81,10 @@ class RateLimiter:
         self._pool: redis.ConnectionPool | None = None
         self._enabled = settings.enabled
         self._storage: Storage
+        self._memory: MemoryWindows | None = None
         if redis_url is None or not settings.enabled:
             self._storage = MemoryStorage()
+            self._memory = MemoryWindows()
         else:
             self._pool = redis.ConnectionPool.from_url(
                 redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
@@ -136,6 +140,13 @@ class RateLimiter:
         item = self._items[kind]
         if not self._enabled:
             return Decision(True, item.amount)
+        if self._memory is not None:
+            allowed, remaining, reset = self._memory.hit(f"{kind}/{name}", item.amount, units)
+            return (
+                Decision(True, item.amount)
+                if allowed
+                else Decision(False, item.amount, remaining, reset)
+            )
         try:
             if await self._window.hit(item, name, cost=units):
                 return Decision(True, item.amount)
