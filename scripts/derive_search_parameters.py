@@ -70,6 +70,11 @@ def derive(parameters: list[Json], types: dict[str, str]) -> Json:
     table: dict[str, dict[str, Json]] = {type_: {} for type_ in sorted(types)}
     skipped: list[str] = []
     for parameter in parameters:
+        if parameter["id"].startswith("example"):
+            # The specification's own examples (``example-reference`` redefines
+            # Condition ``subject`` with target Organization): not definitions.
+            skipped.append(parameter["id"])
+            continue
         for type_ in _applies_to(parameter.get("base") or [], types):
             entry = _entry(parameter, type_, by_url)
             if entry is None:

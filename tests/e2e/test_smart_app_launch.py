@@ -227,11 +227,17 @@ def _check_access_token(smart: Smart, access_token: str, user: User) -> None:
     own = read_patient(smart, PATIENT_ID, access_token)
     assert own.status_code == 200
     assert own.json()["id"] == PATIENT_ID
-    # Until the compartment filter exists, a patient token reads its own Patient only.
-    for path in ("Patient/someone-else", f"Observation?patient={PATIENT_ID}", "Patient"):
-        other = httpx.get(f"{smart.base}/{path}", headers=bearer(access_token))
-        assert other.status_code == 403, path
-        assert 'error="insufficient_scope"' in other.headers["www-authenticate"]
+    # A patient token reaches its own compartment only: another patient is "not found",
+    # searches return the patient's own records, writes are beyond its scopes.
+    assert (
+        httpx.get(f"{smart.base}/Patient/someone-else", headers=bearer(access_token)).status_code
+        == 404
+    )
+    patients = httpx.get(f"{smart.base}/Patient", headers=bearer(access_token)).json()
+    assert [e["resource"]["id"] for e in patients.get("entry", [])] == [PATIENT_ID]
+    write = httpx.delete(f"{smart.base}/Patient/{PATIENT_ID}", headers=bearer(access_token))
+    assert write.status_code == 403
+    assert 'error="insufficient_scope"' in write.headers["www-authenticate"]
 
 
 def test_denied_consent_sends_access_denied(smart: Smart, flow: Flow) -> None:

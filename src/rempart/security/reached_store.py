@@ -85,17 +85,21 @@ class ReachedStore:
         letter = "d" if request.render is None else ("u" if exists else "c")
         reach = reach_for(self._principal, letter)
         body = None if request.render is None else request.render(1, datetime.now(UTC))
-        self._check_labels(current, body)
+        if reach is not None:
+            # First whether the caller sees the record at all: nothing below may
+            # answer differently for a record out of reach and one that does not exist.
+            if exists:
+                if await self._inner.read(request.type, request.id, reach) is None:
+                    raise _not_found()
+            elif not request.create_only:
+                raise _not_found()  # no create-on-update, no delete of the unknown
+        self._check_labels(current if exists else None, body)
         if reach is None:
             return request
-        if exists:
-            assert current is not None
-            if await self._inner.read(request.type, request.id, reach) is None:
-                raise _not_found()
-        elif not request.create_only:
-            raise _not_found()  # no create-on-update, no delete of the unknown
         if body is not None:
             self._check_new(reach, request.type, request.id, body)
+        elif exists and current is not None and current.body is not None:
+            self._check_unshared(request.type, request.id, current.body)
         expected = request.expected_version or (current.version if exists and current else None)
         return replace(request, expected_version=expected, guard=_guarded(request.guard, reach))
 
@@ -108,6 +112,14 @@ class ReachedStore:
         others = {c for c in compartments if c[0] == "Patient" and c[1] != patient}
         if patient is not None and others:
             raise RempartError(Category.FORBIDDEN, "A record may not link another patient")
+
+    def _check_unshared(self, type_: str, id_: str, body: bytes) -> None:
+        """A patient may not delete a record that is also another patient's (the
+        same rule that keeps them from writing one)."""
+        patient = self._principal.patient
+        compartments = compartments_of(type_, id_, body)
+        if patient is not None and any(c[0] == "Patient" and c[1] != patient for c in compartments):
+            raise RempartError(Category.FORBIDDEN, "A record shared with another patient")
 
     def _check_labels(self, current: StoredVersion | None, body: bytes | None) -> None:
         """Only system clients set or change security labels."""

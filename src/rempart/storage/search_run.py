@@ -24,8 +24,7 @@ from rempart.fhir.search.query import (
 )
 from rempart.storage.index import BlindIndex, cut
 from rempart.storage.ports import Reach, SearchRequest
-from rempart.storage.reach_sql import reach_where
-from rempart.storage.search_sql import Compiler, visible
+from rempart.storage.search_sql import Compiler, reach_where, visible
 from rempart.storage.sql import Sql
 from rempart.storage.versioning import COLUMNS
 
@@ -119,7 +118,8 @@ def match_where(
     if query.since is not None:
         parts.append(("rv.last_updated >= ?", [query.since]))
     type_ = query.types[0] if len(query.types) == 1 else None
-    parts.append(Compiler(blind, as_of, probe=probe).all_of(query.where, "rv", type_))
+    compiler = Compiler(blind, as_of, probe=probe, reach=reach)
+    parts.append(compiler.all_of(query.where, "rv", type_))
     return " AND ".join(p[0] for p in parts), [v for p in parts for v in p[1]]
 
 

@@ -36,6 +36,7 @@ from rempart.fhir.search.query import (
     Value,
 )
 from rempart.storage.index import INDEXED_CHARS, TABLE_OF_TYPE, BlindIndex, cut
+from rempart.storage.ports import Reach
 from rempart.storage.search_dates import date_criteria, date_sql
 from rempart.storage.sql import Sql, join
 
@@ -56,10 +57,20 @@ def visible(alias: str, as_of: int | None) -> Sql:
 class Compiler:
     """Criteria to SQL for one search; ``depth`` keeps aliases of nested joins apart."""
 
-    def __init__(self, blind: BlindIndex, as_of: int | None, *, probe: bool = False) -> None:
+    def __init__(
+        self,
+        blind: BlindIndex,
+        as_of: int | None,
+        *,
+        probe: bool = False,
+        reach: Reach | None = None,
+    ) -> None:
         self._blind = blind
         self._as_of = as_of
         self._aliases = 0
+        self._reach = reach
+        """The caller's reach, applied to every resource a criterion joins (chains,
+        ``_has``, ``_list``): a criterion may only ask about records the caller sees."""
         self._probe = probe
         """Criteria as correlated ``EXISTS`` probes by ``seq``: for a page driven by
         another criterion's index, which yields few candidates to check, where
@@ -117,6 +128,14 @@ class Compiler:
                 [node.type, node.id],
             )
         raise TypeError(node)
+
+    def _live(self, alias: str) -> Sql:
+        """A joined version: current as of the search, and within the caller's reach."""
+        live = visible(alias, self._as_of)
+        if self._reach is None:
+            return live
+        within = reach_where(self._reach, alias, self._blind, self._as_of)
+        return f"{live[0]} AND {within[0]}", [*live[1], *within[1]]
 
     def _next(self, stem: str) -> str:
         self._aliases += 1
@@ -214,7 +233,7 @@ class Compiler:
 
     def _chain(self, node: Chain, alias: str, type_: str) -> Sql:
         r, t = self._next("r"), self._next("t")
-        live, live_params = visible(t, self._as_of)
+        live, live_params = self._live(t)
         inner, inner_params = self.node(node.inner, t, node.target)
         join = (
             f"FROM idx_reference {r} "
@@ -229,7 +248,7 @@ class Compiler:
 
     def _has(self, node: Has, alias: str, type_: str) -> Sql:
         r, s = self._next("r"), self._next("s")
-        live, live_params = visible(s, self._as_of)
+        live, live_params = self._live(s)
         inner, inner_params = self.node(node.inner, s, node.source)
         join = (
             f"FROM idx_reference {r} JOIN resource_version {s} ON {s}.seq = {r}.seq "
@@ -243,7 +262,7 @@ class Compiler:
 
     def _in_list(self, node: InList, alias: str) -> Sql:
         r, lst = self._next("r"), self._next("l")
-        live, live_params = visible(lst, self._as_of)
+        live, live_params = self._live(lst)
         sql = (
             f"{alias}.id IN (SELECT {r}.target_id FROM idx_reference {r} "
             f"JOIN resource_version {lst} ON {lst}.seq = {r}.seq "
@@ -344,3 +363,40 @@ def _quantity(value: NumberQ, i: str) -> Sql:
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+NOTHING: Sql = ("1 = 0", [])
+
+
+def reach_where(reach: Reach, alias: str, blind: BlindIndex, as_of: int | None) -> Sql:
+    """``(…)``: true for the versions (on ``alias``) within ``reach``. Its criteria are
+    compiled without reach of their own: they are the reach."""
+    compiler = Compiler(blind, as_of)
+    parts: list[Sql] = []
+    for type_, where in reach.by_type:
+        parts.append(_typed(compiler, alias, type_, where))
+    if reach.others:
+        listed = [type_ for type_, _ in reach.by_type]
+        parts.append(_others(compiler, alias, listed, reach.others_where))
+    if not parts:
+        return NOTHING
+    sql = " OR ".join(f"({part[0]})" for part in parts)
+    return f"({sql})", [value for part in parts for value in part[1]]
+
+
+def _typed(compiler: Compiler, alias: str, type_: str, where: Node | None) -> Sql:
+    if where is None:
+        return f"{alias}.type = ?", [type_]
+    sql, params = compiler.node(where, alias, type_)
+    return f"{alias}.type = ? AND {sql}", [type_, *params]
+
+
+def _others(compiler: Compiler, alias: str, listed: list[str], where: Node | None) -> Sql:
+    parts: list[Sql] = []
+    if listed:
+        parts.append((f"{alias}.type NOT IN ({', '.join('?' * len(listed))})", list(listed)))
+    if where is not None:
+        parts.append(compiler.node(where, alias, None))
+    if not parts:
+        return "1 = 1", []
+    return " AND ".join(p[0] for p in parts), [v for p in parts for v in p[1]]
