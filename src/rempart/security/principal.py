@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -21,11 +22,12 @@ class Principal:
     family: str | None = None
     """The refresh-token family the token came from, if any."""
 
-    def block_keys(self) -> list[str]:
+    @functools.cached_property
+    def block_keys(self) -> tuple[str, ...]:
         """The block keys that, if any is set, make this token refused at once."""
         keys = [f"jti:{self.token_id}", f"client:{self.client_id}"]
         if self.is_user:
             keys.append(f"user:{self.subject}")
         if self.family:
             keys.append(f"fam:{self.family}")
-        return keys
+        return tuple(keys)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -57,6 +57,9 @@ class State:
     ctx: Context | None = None
     auth: AuthorizationServer | None = None
     authentication: BearerAuthentication | None = None
+    contexts: dict[Principal, Context] = field(default_factory=dict)
+    """Per token: a token's context never changes, and building one per request showed
+    in the gateway's profile."""
 
     def context(self) -> Context:
         assert self.ctx is not None, "used before the lifespan started"
@@ -68,9 +71,15 @@ class State:
         ctx = self.context()
         if principal is None:
             return ctx
-        store = ReachedStore(ctx.store, principal)
-        check = functools.partial(_check, principal)
-        return Context(store, ctx.validator, ctx.limits, ctx.cursors, check)
+        known = self.contexts.get(principal)
+        if known is None:
+            store = ReachedStore(ctx.store, principal)
+            check = functools.partial(_check, principal)
+            known = Context(store, ctx.validator, ctx.limits, ctx.cursors, check)
+            if len(self.contexts) >= CONTEXTS_KEPT:
+                self.contexts.clear()
+            self.contexts[principal] = known
+        return known
 
     def server(self) -> AuthorizationServer:
         assert self.auth is not None, "used before the lifespan started"
@@ -178,6 +187,7 @@ class Dispatch:
 
 
 DISCOVERY = "/fhir/.well-known/smart-configuration"
+CONTEXTS_KEPT = 4096
 
 
 def _allowed_hosts(settings: Settings) -> list[str]:

@@ -104,7 +104,7 @@ class Tokens:
             self._remember(cache_key, principal)
         elif principal.expires + LEEWAY < time.time():
             raise InvalidToken("expired")
-        if await self._store.blocked(principal.block_keys(), time.time()):
+        if await self._store.blocked(principal.block_keys, time.time()):
             raise InvalidToken("revoked, or its client or user disabled")
         return principal
 

@@ -106,6 +106,8 @@ class RateLimiter:
             "user": RateLimitItemPerMinute(settings.user_per_minute, namespace="user"),
         }
         self._warned = -WARN_EVERY
+        # One answer per budget for the common case, not a new object per request.
+        self._allowed = {kind: Decision(True, item.amount) for kind, item in self._items.items()}
 
     async def open(self) -> None:
         """Checks that a shared store answers: refuse to start rather than start unlimited."""
@@ -142,11 +144,9 @@ class RateLimiter:
             return Decision(True, item.amount)
         if self._memory is not None:
             allowed, remaining, reset = self._memory.hit(f"{kind}/{name}", item.amount, units)
-            return (
-                Decision(True, item.amount)
-                if allowed
-                else Decision(False, item.amount, remaining, reset)
-            )
+            if allowed:
+                return self._allowed[kind]
+            return Decision(False, item.amount, remaining, reset)
         try:
             if await self._window.hit(item, name, cost=units):
                 return Decision(True, item.amount)

@@ -13,6 +13,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from rempart.errors import Category, RempartError
@@ -67,6 +68,14 @@ class SqliteRunner:
     async def change(self, sql: str, params: Params) -> Change:
         return await asyncio.to_thread(self._change, sql, params)
 
+    def data_version(self) -> int:
+        """Changes whenever any other connection (another process, or this store's
+        writer) commits to the file: SQLite's own, exact change signal."""
+        try:
+            return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            raise _unavailable() from None
+
     async def close(self) -> None:
         with self._lock:
             self._reader.close()
@@ -99,4 +108,28 @@ def open_sqlite_auth(path: Path) -> AuthStore:
         runner = SqliteRunner(path)
     except sqlite3.Error as exc:
         raise RempartError(Category.UNAVAILABLE, "The database cannot be opened") from exc
-    return SqlAuthStore(runner)
+    return SqliteAuthStore(runner)
+
+
+class SqliteAuthStore(SqlAuthStore):
+    """The SQL store, with the live blocks kept in memory and reloaded whenever the
+    file changed (``PRAGMA data_version``): a block committed by any process is seen
+    by the next lookup, for the price of one pragma instead of one query (the query,
+    measured under load in bench/gateway.py, cost about twice a resource read)."""
+
+    def __init__(self, runner: SqliteRunner) -> None:
+        super().__init__(runner)
+        self._sqlite = runner
+        self._version: int | None = None
+        self._blocks: dict[str, float] = {}
+
+    async def blocked(self, keys: Sequence[str], now: float) -> bool:
+        version = self._sqlite.data_version()
+        if version != self._version:
+            rows = await self._sqlite.rows(LIVE_BLOCKS, (now,))
+            self._blocks = {str(key): float(expires) for key, expires in rows}
+            self._version = version
+        return any(self._blocks.get(key, 0.0) > now for key in keys)
+
+
+LIVE_BLOCKS = "SELECT key, expires FROM auth_block WHERE expires > ?"
