@@ -7,7 +7,7 @@ limits charged per IP and per client) and the same application built with
 ``GET /fhir/Patient/<id>`` mix under ``wrk``; the runs alternate A, B, A, B… so that
 drift on this shared 2-core machine hits both alike. Reported: the median of each
 server's runs and the throughput ratio. Target (issue 5): the gateway costs under 15 %
-of throughput, i.e. gated > 0.85 × ungated — reported whether met or not.
+of throughput, i.e. gated > 0.85 * ungated — reported whether met or not.
 """
 
 from __future__ import annotations
