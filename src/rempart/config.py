@@ -62,6 +62,9 @@ class LimitSettings:
     """Most levels of chained parameters and nested ``_has``."""
     max_bundle_entries: int = 1000
     """Most entries in a batch or transaction Bundle (413 beyond)."""
+    request_seconds: float = 30.0
+    """Longest a read or search may take before it is abandoned with 503 (writes are
+    not cut short: a write stopped mid-way could still commit)."""
 
 
 @dataclass(frozen=True)
@@ -151,9 +154,7 @@ def load_settings(
         postgres_schema=env.get("REMPART_PG_SCHEMA", "rempart"),
     )
     crypto = CryptoSettings(env_key=env.get("REMPART_DATA_KEY") or None)
-    limits = LimitSettings(
-        max_body_bytes=int(env.get("REMPART_MAX_BODY_BYTES", LimitSettings.max_body_bytes)),
-    )
+    limits = _limits(env)
     server = ServerSettings(base_url=env.get("REMPART_BASE_URL") or None)
     if env.get("REMPART_ALLOWED_HOSTS"):
         hosts = tuple(h.strip() for h in env["REMPART_ALLOWED_HOSTS"].split(",") if h.strip())
@@ -171,6 +172,17 @@ def load_settings(
         auth=auth,
         ratelimit=_ratelimit(env),
     )
+
+
+def _limits(env: Mapping[str, str]) -> LimitSettings:
+    """Each limit from ``REMPART_<NAME>`` (e.g. ``REMPART_MAX_COUNT``), else its default."""
+    default = LimitSettings()
+    values = {}
+    for name in ("max_body_bytes", "default_count", "max_count", "max_included",
+                 "include_depth", "chain_depth", "max_bundle_entries"):  # fmt: skip
+        values[name] = int(env.get(f"REMPART_{name.upper()}", getattr(default, name)))
+    seconds = float(env.get("REMPART_REQUEST_SECONDS", default.request_seconds))
+    return LimitSettings(**values, request_seconds=seconds)
 
 
 def _ratelimit(env: Mapping[str, str]) -> RateLimitSettings:

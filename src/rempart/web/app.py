@@ -138,7 +138,8 @@ def create_app(settings: Settings, *, gateway: bool = True) -> ASGIApp:
     for method, shape, handler in INTERACTIONS:
         routes.add(method, shape, bind(handler))
     checks = gate if gateway else _ungated
-    fhir = FhirApp(routes, checks, settings.limits.max_body_bytes, settings.server.base_url)
+    limits, base_url = settings.limits, settings.server.base_url
+    fhir = FhirApp(routes, checks, limits.max_body_bytes, base_url, limits.request_seconds)
     other = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),

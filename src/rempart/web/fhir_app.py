@@ -9,6 +9,7 @@ errors to OperationOutcomes happen once, for every interaction.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ PREFIX = "/fhir/"
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
 SAFE_HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 WITH_BODY = {"POST", "PUT", "PATCH"}
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 DIGITS = re.compile(r"[0-9]{1,15}")
 
 
@@ -45,9 +47,17 @@ class Routes:
 
 
 class FhirApp:
-    def __init__(self, routes: Routes, gate: Gate, max_body: int, base_url: str | None) -> None:
+    def __init__(
+        self,
+        routes: Routes,
+        gate: Gate,
+        max_body: int,
+        base_url: str | None,
+        seconds: float = 30.0,
+    ) -> None:
         self._routes = routes
         self._gate = gate
+        self._seconds = seconds
         self._max_body = max_body
         self._base_url = base_url.rstrip("/") if base_url else None
 
@@ -95,7 +105,15 @@ class FhirApp:
             body,
             principal,
         )
-        return await interaction(request)
+        if method in WRITES and shape != "_search" and not shape.endswith("/_search"):
+            return await interaction(request)  # never cut short: it could still commit
+        try:
+            async with asyncio.timeout(self._seconds):
+                return await interaction(request)
+        except TimeoutError:
+            raise RempartError(
+                Category.UNAVAILABLE, "The request took too long", headers={"retry-after": "5"}
+            ) from None
 
     def _base(self, scope: Scope, headers: dict[str, str]) -> str:
         return fhir_base(scope, headers.get("host", ""), self._base_url)
