@@ -8,6 +8,8 @@ happens inside the store's queries (``security/policy.py``, ``reached_store.py``
 
 from __future__ import annotations
 
+import functools
+
 from rempart.security.authentication import insufficient_scope
 from rempart.security.principal import Principal
 from rempart.security.scopes import ResourceScope, resource_scope
@@ -43,21 +45,30 @@ def check(principal: Principal, method: str, shape: str, names: dict[str, str]) 
     """Raises 403 ``insufficient_scope`` unless a scope of the token allows this kind
     of interaction on this type. Which records it reaches is the store's business
     (``security/policy.py``)."""
-    scopes = [s for s in map(resource_scope, principal.scopes) if s is not None]
-    if (method, shape) == BUNDLE:
-        if scopes:
-            return
-        raise insufficient_scope("*.cruds")
-    needed = frozenset(PERMISSIONS.get((method, shape), "cruds"))
     wanted = "*" if shape in WHOLE_SERVER else (names.get("type") or "*")
     if shape == "T/I/C":
-        target = names.get("target", "*")
-        wanted = target if target != "*" else "*"
-    if not any(_allows(principal, s, wanted, needed) for s in scopes):
-        raise insufficient_scope(f"{wanted}.{''.join(sorted(needed))}")
+        wanted = names.get("target", "*")
+    missing = _missing(principal.scopes, principal.patient is not None, method, shape, wanted)
+    if missing is not None:
+        raise insufficient_scope(missing)
 
 
-def _allows(principal: Principal, scope: ResourceScope, type_: str, needed: frozenset[str]) -> bool:
-    if scope.context == "patient" and principal.patient is None:
+@functools.lru_cache(maxsize=8192)
+def _missing(
+    scopes: tuple[str, ...], has_patient: bool, method: str, shape: str, wanted: str
+) -> str | None:
+    """None if the scopes allow it, else the scope that would (for the challenge).
+    Pure and cached: a token asks the same questions again and again."""
+    parsed = [s for s in map(resource_scope, scopes) if s is not None]
+    if (method, shape) == BUNDLE:
+        return None if parsed else "*.cruds"
+    needed = frozenset(PERMISSIONS.get((method, shape), "cruds"))
+    if any(_allows(has_patient, s, wanted, needed) for s in parsed):
+        return None
+    return f"{wanted}.{''.join(sorted(needed))}"
+
+
+def _allows(has_patient: bool, scope: ResourceScope, type_: str, needed: frozenset[str]) -> bool:
+    if scope.context == "patient" and not has_patient:
         return False  # a patient scope without a patient in context reaches nothing
     return scope.type in ("*", type_) and needed <= scope.permissions

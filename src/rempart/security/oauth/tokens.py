@@ -48,7 +48,8 @@ class Tokens:
         self._keys = keys
         self._store = store
         self._lifetime = lifetime
-        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        # token → (principal, issuer, audience) it was verified for
+        self._verified: OrderedDict[str, tuple[Principal, str, str]] = OrderedDict()
 
     def issue(self, grant: Grant, issuer: str, audience: str, not_after: float | None) -> str:
         """A signed access token; its expiry never passes ``not_after`` (account end)."""
@@ -97,19 +98,20 @@ class Tokens:
 
     async def verify(self, token: str, issuer: str, audience: str) -> Principal:
         """The principal of a valid token; :class:`InvalidToken` otherwise."""
-        cache_key = f"{issuer} {audience} {token}"
-        principal = self._verified.get(cache_key)
-        if principal is None:
+        known = self._verified.get(token)
+        if known is None or known[1] != issuer or known[2] != audience:
             principal = self.decode(token, issuer, audience)
-            self._remember(cache_key, principal)
-        elif principal.expires + LEEWAY < time.time():
-            raise InvalidToken("expired")
+            self._remember(token, (principal, issuer, audience))
+        else:
+            principal = known[0]
+            if principal.expires + LEEWAY < time.time():
+                raise InvalidToken("expired")
         if await self._store.blocked(principal.block_keys, time.time()):
             raise InvalidToken("revoked, or its client or user disabled")
         return principal
 
-    def _remember(self, token: str, principal: Principal) -> None:
-        self._verified[token] = principal
+    def _remember(self, token: str, entry: tuple[Principal, str, str]) -> None:
+        self._verified[token] = entry
         if len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)
 
