@@ -55,6 +55,7 @@ def pg_schema(pg_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema}_audit CASCADE")  # the audit store's
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

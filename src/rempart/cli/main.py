@@ -1,4 +1,5 @@
-"""``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add.
+"""``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add,
+audit verify.
 
 Every command takes ``--data-dir`` (default ``./rempart-data``) or ``--database``,
 also read from ``REMPART_DATA_DIR`` and ``REMPART_DATABASE_URL``.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
-from rempart.cli import accounts, demo, keys, token
+from rempart.cli import accounts, audit, demo, keys, token
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
 from rempart.security.oauth.signing import SigningKeys
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     signing.set_defaults(run=lambda a, s: keys.rotate_signing(s))
     accounts.add_parsers(commands, common)
+    audit.add_parsers(commands, common)
     token.add_parsers(commands)
     return parser
 

@@ -1,0 +1,132 @@
+"""The audit store in PostgreSQL, in a schema of its own (``<schema>_audit``).
+
+Several processes append to ONE chain: each append transaction first takes a
+transaction-scoped advisory lock on the chain, then reads the head, writes the
+records after it and commits, which releases the lock. The head is read under the
+lock, so no two transactions can chain to the same record. Append-only: this module
+has no statement that changes or removes a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from rempart.errors import Category, RempartError
+from rempart.security.audit.checkpoints import CheckpointSigner
+from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
+from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.postgres.store import SCHEMA_NAME
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_event (
+    seq BIGINT PRIMARY KEY, body BYTEA NOT NULL, prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    count BIGINT NOT NULL, head_hash BYTEA NOT NULL, at TEXT NOT NULL, signature BYTEA NOT NULL);
+"""
+DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('rempart-audit-schema', 0))"
+CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+INSERT = "INSERT INTO audit_event (seq, body, prev_hash, hash) VALUES (%s, %s, %s, %s)"
+INSERT_CHECKPOINT = (
+    "INSERT INTO audit_checkpoint (count, head_hash, at, signature) VALUES (%s, %s, %s, %s)"
+)
+PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > %s ORDER BY seq LIMIT %s"
+CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
+BATCH = 1000
+FIRST = -(2**63)
+
+
+def _unavailable() -> RempartError:
+    return RempartError(Category.UNAVAILABLE, "The audit store is unavailable")
+
+
+async def _head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, bytes]:
+    row = await (await conn.execute(HEAD)).fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+
+
+class PostgresAuditStore:
+    def __init__(self, pool: AsyncConnectionPool, schema: str, signer: CheckpointSigner | None):
+        self._pool, self._signer = pool, signer
+        self._chain_key = f"rempart-audit-chain:{schema}"
+        self._group = GroupCommit(self._write)
+
+    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
+        return await self._group.append(events)
+
+    async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(CHAIN_LOCK, (self._chain_key,))
+                records = chain(events, *await _head(conn))
+                async with conn.cursor() as cursor:
+                    rows = [(r.seq, r.body, r.prev_hash, r.hash) for r in records]
+                    await cursor.executemany(INSERT, rows)
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+        return [record.seq for record in records]
+
+    async def checkpoint(self) -> Checkpoint:
+        if self._signer is None:
+            raise RempartError(Category.FAULT, "This audit store was opened without its key")
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(CHAIN_LOCK, (self._chain_key,))
+                checkpoint = self._signer.sign(*await _head(conn))
+                row = (checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature)
+                await conn.execute(INSERT_CHECKPOINT, row)
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+        return checkpoint
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        rows = await self._read(CHECKPOINTS, ())
+        return [Checkpoint(int(n), bytes(h), str(at), bytes(sig)) for n, h, at, sig in rows]
+
+    async def records(self) -> AsyncIterator[StoredRecord]:
+        last = FIRST
+        while rows := await self._read(PAGE, (last, BATCH)):
+            for seq, body, prev_hash, digest in rows:
+                yield StoredRecord(int(seq), bytes(body), bytes(prev_hash), bytes(digest))
+            last = int(rows[-1][0])
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            async with self._pool.connection() as conn:
+                return await (await conn.execute(sql, params)).fetchall()
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+
+    async def close(self) -> None:
+        await self._group.close()
+        await self._pool.close()
+
+
+async def open_postgres_audit(
+    url: str, schema: str, signer: CheckpointSigner | None, pool_size: int = 4
+) -> PostgresAuditStore:
+    """The audit tables in the schema ``<schema>_audit`` (created if need be) at ``url``."""
+    name = f"{schema}_audit"
+    if not SCHEMA_NAME.fullmatch(name):
+        raise RempartError(Category.FAULT, "Invalid PostgreSQL schema name")
+    pool = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=pool_size,
+        kwargs={"options": f"-c search_path={name}", "autocommit": True},
+        open=False,
+    )
+    try:
+        await pool.open(wait=True, timeout=10)
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(DDL_LOCK)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+            await conn.execute(SCHEMA)
+    except (psycopg.Error, TimeoutError) as exc:
+        await pool.close()
+        raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
+    return PostgresAuditStore(pool, name, signer)

@@ -1,0 +1,172 @@
+"""The audit store in a SQLite file of its own (``<data_dir>/audit.db``).
+
+WAL with ``synchronous=FULL``: an append returns once its transaction is on disk.
+Each append takes the write lock up front (``BEGIN IMMEDIATE``), then reads the head
+and writes the records after it, so appends from other store instances and other
+processes on the same file queue on ``busy_timeout`` and form one chain. Append-only:
+this module has no statement that changes or removes a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rempart.errors import Category, RempartError
+from rempart.security.audit.checkpoints import CheckpointSigner
+from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
+from rempart.storage.audit_batch import GroupCommit
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_event (
+    seq INTEGER PRIMARY KEY, body BLOB NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    count INTEGER NOT NULL, head_hash BLOB NOT NULL, at TEXT NOT NULL, signature BLOB NOT NULL);
+"""
+HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
+INSERT = "INSERT INTO audit_event (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)"
+INSERT_CHECKPOINT = (
+    "INSERT INTO audit_checkpoint (count, head_hash, at, signature) VALUES (?, ?, ?, ?)"
+)
+PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?"
+CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
+BATCH = 1000
+T = TypeVar("T")
+FIRST = -(2**63)  # below any sequence number, even one an intruder inserted
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _create(path: Path) -> None:
+    """Create the file owner-only before SQLite does, then the tables, idempotently.
+
+    Under a file lock: switching to WAL needs the database to itself, and SQLite does
+    not wait for that (no busy handler), so processes opening a new store at once would
+    otherwise fail with "database is locked".
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        conn = _connect(path)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        finally:
+            conn.close()
+    finally:
+        os.close(lock)
+
+
+def blob(value: object) -> bytes:
+    """Bytes as stored; text put there by hand is taken as its UTF-8, so it is judged
+    (and fails) rather than crashing the verification."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _head(conn: sqlite3.Connection) -> tuple[int, bytes]:
+    row = conn.execute(HEAD).fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), blob(row[1]))
+
+
+class SqliteAuditStore:
+    def __init__(self, path: Path, signer: CheckpointSigner | None) -> None:
+        self._signer = signer
+        self._writer = _connect(path)
+        self._reader = _connect(path)
+        self._reader.execute("PRAGMA query_only = ON")
+        self._lock = threading.Lock()  # one transaction at a time on the writer connection
+        self._group = GroupCommit(self._write)
+
+    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
+        return await self._group.append(events)
+
+    async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
+        def insert(conn: sqlite3.Connection) -> list[int]:
+            records = chain(events, *_head(conn))
+            conn.executemany(INSERT, [(r.seq, r.body, r.prev_hash, r.hash) for r in records])
+            return [record.seq for record in records]
+
+        return await asyncio.to_thread(self._in_transaction, insert)
+
+    async def checkpoint(self) -> Checkpoint:
+        signer = self._signer
+        if signer is None:
+            raise RempartError(Category.FAULT, "This audit store was opened without its key")
+
+        def sign(conn: sqlite3.Connection) -> Checkpoint:
+            checkpoint = signer.sign(*_head(conn))
+            conn.execute(INSERT_CHECKPOINT, _checkpoint_row(checkpoint))
+            return checkpoint
+
+        return await asyncio.to_thread(self._in_transaction, sign)
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+            return result
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        rows = await asyncio.to_thread(self._read, CHECKPOINTS, ())
+        return [Checkpoint(int(n), blob(head), str(at), blob(sig)) for n, head, at, sig in rows]
+
+    async def records(self) -> AsyncIterator[StoredRecord]:
+        last = FIRST
+        while rows := await asyncio.to_thread(self._read, PAGE, (last, BATCH)):
+            for seq, body, prev_hash, digest in rows:
+                yield StoredRecord(int(seq), blob(body), blob(prev_hash), blob(digest))
+            last = int(rows[-1][0])
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._lock:
+            try:
+                return self._reader.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+
+    async def close(self) -> None:
+        await self._group.close()
+        with self._lock:
+            self._writer.close()
+            self._reader.close()
+
+
+def _checkpoint_row(checkpoint: Checkpoint) -> tuple[int, bytes, str, bytes]:
+    return checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature
+
+
+def open_sqlite_audit(
+    path: Path, signer: CheckpointSigner | None, create: bool = True
+) -> SqliteAuditStore:
+    """The audit store at ``path``, created unless ``create`` is false (verification
+    must not answer "ok" for a store that was removed: it refuses a missing file)."""
+    if not path.exists() and not create:
+        raise RempartError(Category.INCORRECT, f"No audit store at {path}")
+    try:
+        _create(path)
+    except sqlite3.Error as exc:
+        raise RempartError(Category.UNAVAILABLE, "The audit store cannot be opened") from exc
+    return SqliteAuditStore(path, signer)
