@@ -19,12 +19,14 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 from starlette.testclient import TestClient
 
 from rempart.config import RateLimitSettings, Settings, StorageSettings
 from rempart.security.oauth.signing import SigningKeys
 from rempart.security.oauth.tokens import Grant, Tokens
 
+REDIS_URL = os.environ.get("REMPART_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_URL = os.environ.get("REMPART_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir-r4" / "examples"
@@ -37,6 +39,19 @@ def _pg_available() -> str | None:
     except psycopg.Error as exc:
         return str(exc).strip().splitlines()[0]
     return None
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real Redis (database 15). Under ``CI=true`` an unreachable one fails the run."""
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis unreachable under CI=true: {exc}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

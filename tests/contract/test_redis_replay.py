@@ -6,7 +6,6 @@ Under ``CI=true`` an unreachable server fails the run; elsewhere these tests ski
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,26 +17,12 @@ import redis.asyncio
 from rempart.errors import Category, RempartError
 from rempart.storage.redis_replay import PREFIX, RedisReplayCache, open_redis_replay
 
-REDIS_URL = os.environ.get("REMPART_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 RACERS = 20
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as client:
-            client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis unreachable under CI=true: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Under ``CI=true`` an unreachable Redis fails the run; elsewhere those tests skip
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -33,7 +32,6 @@ from rempart.security.oauth.tokens import Grant, Tokens
 if TYPE_CHECKING:
     from httpx2 import Response as InProcessResponse  # what Starlette's TestClient answers
 
-REDIS_URL = os.environ.get("REMPART_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BASE = "http://127.0.0.1/fhir"
 GARBAGE = {"authorization": "Bearer " + "x" * 40 + "." + "y" * 40 + "." + "z" * 40}
 PATIENT = b'{"resourceType": "Patient", "id": "p1", "active": true}'
@@ -125,18 +123,6 @@ def test_costs_are_weighted_per_client_and_per_user(tmp_path: Path) -> None:
 
 
 # --- Real servers, real Redis --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as client:
-            client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis unreachable under CI=true: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from smart_backend_kit import (  # noqa: F401 - fixtures are found by name
     token_url,
 )
 
-from conftest import IN_CI, ServerProcess, bearer, mint_token
+from conftest import ServerProcess, bearer, mint_token
 from rempart.config import Settings, StorageSettings
 
 # --- access tokens at the FHIR API ---------------------------------------------------------
@@ -271,25 +271,12 @@ def test_cli_refuses_bad_registrations(backend: ServerProcess, tmp_path: Path) -
 # --- several processes ---------------------------------------------------------------------
 
 
-def _redis_url() -> str:
-    import redis
-
-    url = os.environ.get("REMPART_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=3) as client:
-            client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis unreachable under CI=true: {exc}")
-        pytest.skip(f"Redis not reachable at {url}")
-    return url
-
-
 @pytest.mark.parametrize("shared", ["redis", "database"])
 def test_jti_replay_is_refused_across_worker_processes(
-    tmp_path: Path, keys: Keys, shared: str
+    tmp_path: Path, keys: Keys, shared: str, request: pytest.FixtureRequest
 ) -> None:
-    env = {"REMPART_REDIS_URL": _redis_url()} if shared == "redis" else {}
+    shared_url = request.getfixturevalue("redis_url") if shared == "redis" else None
+    env = {"REMPART_REDIS_URL": shared_url} if shared_url else {}
     settings = Settings(storage=StorageSettings(data_dir=tmp_path / "data"))
     server = ServerProcess(settings, workers=2, env=env).start()
     try:

@@ -19,7 +19,7 @@ from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
-from rempart.storage.postgres.store import SCHEMA_NAME
+from rempart.storage.postgres.pool import open_schema_pool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS audit_event (
 CREATE TABLE IF NOT EXISTS audit_checkpoint (
     count BIGINT NOT NULL, head_hash BYTEA NOT NULL, at TEXT NOT NULL, signature BYTEA NOT NULL);
 """
-DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('rempart-audit-schema', 0))"
 CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 INSERT = "INSERT INTO audit_event (seq, body, prev_hash, hash) VALUES (%s, %s, %s, %s)"
@@ -111,22 +110,5 @@ async def open_postgres_audit(
 ) -> PostgresAuditStore:
     """The audit tables in the schema ``<schema>_audit`` (created if need be) at ``url``."""
     name = f"{schema}_audit"
-    if not SCHEMA_NAME.fullmatch(name):
-        raise RempartError(Category.FAULT, "Invalid PostgreSQL schema name")
-    pool = AsyncConnectionPool(
-        url,
-        min_size=1,
-        max_size=pool_size,
-        kwargs={"options": f"-c search_path={name}", "autocommit": True},
-        open=False,
-    )
-    try:
-        await pool.open(wait=True, timeout=10)
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute(DDL_LOCK)
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
-            await conn.execute(SCHEMA)
-    except (psycopg.Error, TimeoutError) as exc:
-        await pool.close()
-        raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
+    pool = await open_schema_pool(url, name, pool_size, [SCHEMA])
     return PostgresAuditStore(pool, name, signer)

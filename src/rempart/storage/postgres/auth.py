@@ -30,12 +30,7 @@ from rempart.errors import Category, RempartError
 from rempart.storage import auth_sql
 from rempart.storage.auth_ports import AuthStore
 from rempart.storage.auth_sql import Change, Params, Row, SqlAuthStore
-from rempart.storage.postgres.store import SCHEMA_NAME
-
-# The resource store takes the same lock: both create the schema, and two workers
-# starting together would race on CREATE SCHEMA / CREATE TABLE IF NOT EXISTS.
-DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('rempart-schema', 0))"
-
+from rempart.storage.postgres.pool import open_schema_pool
 
 log = logging.getLogger("rempart.storage")
 BLOCK_AND_ANNOUNCE = (
@@ -174,30 +169,10 @@ class PostgresAuthStore(SqlAuthStore):
         await super().close()
 
 
-async def _create(pool: AsyncConnectionPool, name: str) -> None:
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(DDL_LOCK)
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
-        await conn.execute(auth_sql.schema("postgres", f"{name}."))
-
-
 async def open_postgres_auth(url: str, schema: str, pool_size: int = 4) -> AuthStore:
     """Open the auth tables in ``schema`` (created if need be) at ``url``."""
-    if not SCHEMA_NAME.fullmatch(schema):
-        raise RempartError(Category.FAULT, "Invalid PostgreSQL schema name")
-    pool = AsyncConnectionPool(
-        url,
-        min_size=1,
-        max_size=pool_size,
-        kwargs={"options": f"-c search_path={schema}", "autocommit": True},
-        open=False,
-    )
-    try:
-        await pool.open(wait=True, timeout=10)
-        await _create(pool, schema)
-    except (psycopg.Error, TimeoutError) as exc:
-        await pool.close()
-        raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
+    ddl = [auth_sql.schema("postgres", f"{schema}.")]
+    pool = await open_schema_pool(url, schema, pool_size, ddl)
     mirror = BlockMirror(url, schema)
     try:
         await mirror.start()

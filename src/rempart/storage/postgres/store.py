@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 
 import psycopg
@@ -28,6 +27,7 @@ from rempart.storage.ports import (
     WriteRequest,
     WriteResult,
 )
+from rempart.storage.postgres.pool import open_schema_pool
 from rempart.storage.postgres.writes import Writes
 from rempart.storage.reach_sql import latest_within, reach_where, version_within
 from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
@@ -57,7 +57,6 @@ CREATE INDEX IF NOT EXISTS resource_version_type_seq ON {schema}.resource_versio
 ANALYZE_EVERY = 5_000
 """Versions written between two refreshes of the planner's statistics."""
 log = logging.getLogger("rempart.storage")
-SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class PostgresStore:
@@ -72,27 +71,8 @@ class PostgresStore:
     async def open(
         cls, url: str, keys: KeyRing, blind: BlindIndex, schema: str, pool_size: int
     ) -> PostgresStore:
-        if not SCHEMA_NAME.fullmatch(schema):
-            raise RempartError(Category.FAULT, "Invalid PostgreSQL schema name")
-        pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"options": f"-c search_path={schema}", "autocommit": True},
-            open=False,
-        )
-        try:
-            await pool.open(wait=True, timeout=10)
-            async with pool.connection() as conn, conn.transaction():
-                # Workers starting together would race on CREATE SCHEMA IF NOT EXISTS.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('rempart-schema', 0))"
-                )
-                await conn.execute(SCHEMA.format(schema=schema))
-                await conn.execute(index.schema("postgres", f"{schema}."))
-        except (psycopg.Error, TimeoutError) as exc:
-            await pool.close()
-            raise RempartError(Category.UNAVAILABLE, "The database is unavailable") from exc
+        ddl = [SCHEMA.format(schema=schema), index.schema("postgres", f"{schema}.")]
+        pool = await open_schema_pool(url, schema, pool_size, ddl)
         return cls(pool, keys, blind)
 
     async def read(self, type_: str, id_: str, reach: Reach | None = None) -> StoredVersion | None:
