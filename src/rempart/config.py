@@ -128,6 +128,19 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail (``security/audit``; docs/audit.md)."""
+
+    checkpoint_seconds: float = 60.0
+    """How often each server process signs a checkpoint of the chain, when it grew."""
+    max_search_days: int = 31
+    """Widest date range one ``GET /fhir/AuditEvent`` search may cover."""
+    retention_days: int = 3650
+    """How long records are kept before ``rempart audit purge`` may remove them (once
+    exported)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Rempart needs to run, built once."""
 
@@ -137,6 +150,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 def load_settings(
@@ -171,6 +185,18 @@ def load_settings(
         server=server,
         auth=auth,
         ratelimit=_ratelimit(env),
+        audit=_audit(env),
+    )
+
+
+def _audit(env: Mapping[str, str]) -> AuditSettings:
+    default = AuditSettings()
+    return AuditSettings(
+        checkpoint_seconds=float(
+            env.get("REMPART_AUDIT_CHECKPOINT_SECONDS", default.checkpoint_seconds)
+        ),
+        max_search_days=int(env.get("REMPART_AUDIT_MAX_SEARCH_DAYS", default.max_search_days)),
+        retention_days=int(env.get("REMPART_AUDIT_RETENTION_DAYS", default.retention_days)),
     )
 
 

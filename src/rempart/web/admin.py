@@ -31,6 +31,7 @@ from rempart.security.registry import (
     user_record,
 )
 from rempart.security.scopes import ADMIN_SCOPE
+from rempart.web.audit import note
 from rempart.web.errors import error_parts
 
 MAX_BODY = 64 * 1024
@@ -48,10 +49,12 @@ def admin_routes(
                 principal = await BearerAuthentication(server.tokens).principal(
                     request.headers.get("authorization"), ep.issuer, ep.fhir_base
                 )
+                note(request.scope, principal=principal)
                 if ADMIN_SCOPE not in principal.scopes:
                     raise insufficient_scope(ADMIN_SCOPE)
                 return await handler(request, server)
             except RempartError as error:
+                note(request.scope, detail=error.message)
                 status, headers, body = error_parts(error)
                 return Response(body, status_code=status, headers=headers)
 

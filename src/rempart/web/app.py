@@ -6,7 +6,8 @@ by ``SecurityHeaders`` for the rest) → authentication (bearer token → Princi
 the scope check, in ``gate`` below, for every FHIR interaction but ``metadata`` →
 the interaction. Rate limits sit at both ends of authentication: per client address
 before it (``RateLimit``, right inside ``HostGuard``), per client or user after it
-(in ``gate``). (Audit will be inserted here, not registered as an optional plugin.)
+(in ``gate``). Audit capture (``AuditCapture``) wraps all of it, the host check
+included: every answer, refusals too, waits for its AuditEvents to be committed.
 Starlette serves everything else: health, SMART discovery, the authorization server
 (``/auth``) and the admin API (``/admin``).
 """
@@ -17,6 +18,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -34,6 +36,7 @@ from rempart.rest.metadata import Metadata
 from rempart.rest.paging import CursorSigner
 from rempart.rest.routes import INTERACTIONS, Handler
 from rempart.security import access
+from rempart.security.audit.trail import AuditTrail
 from rempart.security.authentication import BearerAuthentication
 from rempart.security.oauth.endpoints import Endpoints
 from rempart.security.oauth.server import AuthorizationServer
@@ -42,7 +45,9 @@ from rempart.security.ratelimit import RateLimiter
 from rempart.security.reached_store import ReachedStore
 from rempart.storage.crypto import secret_file
 from rempart.storage.open import open_auth_store, open_keyring, open_replay_cache, open_store
+from rempart.storage.open_audit import open_audit_signer, open_audit_store
 from rempart.web.admin import admin_routes
+from rempart.web.audit import AuditCapture
 from rempart.web.errors import http_exception, server_error
 from rempart.web.fhir_app import PREFIX, FhirApp, Routes, fhir_base
 from rempart.web.middleware import HostGuard, SecurityHeaders
@@ -57,6 +62,7 @@ class State:
     ctx: Context | None = None
     auth: AuthorizationServer | None = None
     authentication: BearerAuthentication | None = None
+    trail: AuditTrail | None = None
     contexts: dict[Principal, Context] = field(default_factory=dict)
     """Per token: a token's context never changes, and building one per request showed
     in the gateway's profile."""
@@ -91,10 +97,11 @@ class State:
         return self.authentication
 
 
-def create_app(settings: Settings, *, gateway: bool = True) -> ASGIApp:
+def create_app(settings: Settings, *, gateway: bool = True, audit: bool = True) -> ASGIApp:
     """The application. ``gateway=False`` serves ``/fhir`` with no token check, scope
-    check, reach or rate limit: it exists only so that ``bench/gateway.py`` can measure
-    what the gateway costs, and nothing in the command line or the environment sets it."""
+    check, reach or rate limit, and ``audit=False`` records nothing: they exist only so
+    that ``bench/gateway.py`` and ``bench/audit.py`` can measure what the gateway and the
+    audit cost; nothing in the command line or the environment sets them."""
     state = State()
     # --- rate limits (security/ratelimit): built here, opened in the lifespan ---
     limiter = RateLimiter(settings.ratelimit, settings.auth.redis_url)
@@ -105,12 +112,16 @@ def create_app(settings: Settings, *, gateway: bool = True) -> ASGIApp:
         cursors = CursorSigner(_cursor_key(settings))
         state.ctx = Context(store, FhirkitValidator(), settings.limits, cursors)
         try:
+            if audit:
+                state.trail = await _open_trail(settings)
             await limiter.open()
             state.auth = await _open_auth(settings)
             yield
         finally:
             if state.auth is not None:
                 await state.auth.close()
+            if state.trail is not None:
+                await state.trail.close()
             await limiter.close()
             await store.close()
 
@@ -121,9 +132,15 @@ def create_app(settings: Settings, *, gateway: bool = True) -> ASGIApp:
         return call
 
     async def gate(
-        method: str, shape: str, names: dict[str, str], headers: dict[str, str], base: str
+        method: str,
+        shape: str,
+        names: dict[str, str],
+        headers: dict[str, str],
+        base: str,
+        request_state: dict[str, Any],
     ) -> Principal:
         principal = await state.bearer().principal(headers.get("authorization"), base, base)
+        request_state["principal"] = principal
         await limiter.charge(principal, method, shape)
         access.check(principal, method, shape, names)
         return principal
@@ -151,13 +168,26 @@ def create_app(settings: Settings, *, gateway: bool = True) -> ASGIApp:
     )
     dispatch = Dispatch(fhir, SecurityHeaders(other))
     limited = RateLimit(dispatch, limiter) if gateway else dispatch
-    return HostGuard(limited, _allowed_hosts(settings))
+    guarded = HostGuard(limited, _allowed_hosts(settings))
+    return AuditCapture(guarded, lambda: state.trail) if audit else guarded
 
 
 async def _ungated(
-    method: str, shape: str, names: dict[str, str], headers: dict[str, str], base: str
+    method: str,
+    shape: str,
+    names: dict[str, str],
+    headers: dict[str, str],
+    base: str,
+    request_state: dict[str, Any],
 ) -> Principal | None:
     return None
+
+
+async def _open_trail(settings: Settings) -> AuditTrail:
+    sink = await open_audit_store(settings, open_audit_signer(settings))
+    trail = AuditTrail(sink, settings.audit.checkpoint_seconds)
+    trail.start()
+    return trail
 
 
 def _check(principal: Principal, method: str, shape: str, names: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
@@ -25,8 +26,11 @@ from rempart.web.errors import error_parts, unexpected_parts
 from rempart.web.middleware import request_id_of, security_headers
 
 Interaction = Callable[[FhirRequest], Awaitable[FhirResponse]]
-Gate = Callable[[str, str, dict[str, str], dict[str, str], str], Awaitable[Principal | None]]
-"""(method, shape, path names, headers, FHIR base) → the caller, or a 401/403 error."""
+Gate = Callable[
+    [str, str, dict[str, str], dict[str, str], str, dict[str, Any]], Awaitable[Principal | None]
+]
+"""(method, shape, path names, headers, FHIR base, request state) → the caller, or a
+401/403 error; the caller is also left in the state as soon as known, for the audit."""
 PUBLIC_SHAPES = ("metadata",)
 PREFIX = "/fhir/"
 JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
@@ -63,11 +67,13 @@ class FhirApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope)
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id.decode()
         try:
-            response = await self._handle(scope, receive)
+            response = await self._handle(scope, receive, state)
             status, headers, body = response.status, response.headers, response.body
         except RempartError as error:
+            state.setdefault("audit", {})["detail"] = error.message
             status, headers, body = error_parts(error)
         except Exception as exc:  # noqa: BLE001 - the last guard: never a stack trace out
             status, headers, body = unexpected_parts(exc)
@@ -78,21 +84,29 @@ class FhirApp:
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body or b""})
 
-    async def _handle(self, scope: Scope, receive: Receive) -> FhirResponse:
+    async def _handle(self, scope: Scope, receive: Receive, state: dict[str, Any]) -> FhirResponse:
         method: str = scope["method"]
         shape, names = shape_of(scope["path"][len(PREFIX) :].split("/"))
+        audit: dict[str, Any] = {"shape": shape, "names": names, "query": (), "body": b""}
+        state["fhir"] = audit  # what the audit capture records of this request
         # ASGI servers give header names in lower case already.
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         base = self._base(scope, headers)
-        principal = None
+        principal, malformed = None, None
+        try:
+            audit["query"] = query = _query(scope["query_string"])
+        except RempartError as error:
+            query, malformed = (), error
         if shape not in PUBLIC_SHAPES:
-            principal = await self._gate(method, shape, names, headers, base)
+            principal = await self._gate(method, shape, names, headers, base, state)
+        if malformed is not None:
+            raise malformed
         interaction = self._routes.table.get((method, shape))
         if interaction is None:
             raise _no_route(shape, method, self._routes)
-        query = _query(scope["query_string"])
         _negotiate(headers, query)
         body = await _body(receive, headers, self._max_body) if method in WITH_BODY else b""
+        audit["body"] = body
         request = FhirRequest(
             method,
             base,

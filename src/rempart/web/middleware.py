@@ -71,7 +71,11 @@ _COUNTER = itertools.count(1)
 
 
 def request_id_of(scope: Scope) -> bytes:
-    """The caller's X-Request-Id when it is well-formed, else a new one."""
+    """The id already given to this request (by the audit capture), else the caller's
+    X-Request-Id when it is well-formed, else a new one."""
+    known = scope.get("state", {}).get("request_id")
+    if known is not None:
+        return str(known).encode()
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and REQUEST_ID.fullmatch(value):
             return bytes(value)

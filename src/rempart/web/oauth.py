@@ -2,17 +2,20 @@
 consent pages), token, introspection, revocation.
 
 Token-endpoint answers carry ``Cache-Control: no-store`` and ``Pragma: no-cache``
-(RFC 6749 §5.1). Errors carry the spec's code and a generic text; the detail is
-logged for the audit trail and never sent.
+(RFC 6749 §5.1). Errors carry the spec's code and a generic text; the detail goes to
+the audit trail (``note``) and is never sent. The audit also learns the client a
+caller claims (verified when the answer is a success), the user name given at login
+and the id of the access token issued; never a secret.
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
+import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -23,9 +26,9 @@ from rempart.security.oauth.errors import OAuthError
 from rempart.security.oauth.server import AuthorizationServer
 from rempart.security.oauth.tokens import InvalidToken
 from rempart.security.principal import Principal
+from rempart.web.audit import note
 from rempart.web.pages import consent_page, error_page, login_page
 
-log = logging.getLogger("rempart.security")
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 MAX_FORM_FIELDS = 32
 MAX_FORM_BYTES = 64 * 1024
@@ -72,12 +75,13 @@ async def authorize(request: Request, server: AuthorizationServer, ep: Endpoints
     try:
         pending = await server.authorization.start(params, ep)
     except ShowError as error:
-        log.info("authorize refused: %s", error)
+        note(request.scope, client=_claimed(params.get("client_id")), detail=str(error))
         return error_page(str(error))
     except OAuthError as error:
-        log.info("authorize refused: %s", error.detail)
+        note(request.scope, client=_claimed(params.get("client_id")), detail=error.detail)
         assert error.redirect is not None
         return RedirectResponse(error.redirect, status_code=303)
+    note(request.scope, client=pending.client_id)
     page = login_page(pending.tx, pending.client_id)
     _bind_browser(page, server.browser_key, pending.tx, ep)
     return page
@@ -120,14 +124,16 @@ async def login(request: Request, server: AuthorizationServer, ep: Endpoints) ->
     if form is None:
         return error_page(STALE_FORM)
     tx = form["tx"]
+    note(request.scope, user=_claimed(form.get("username")))
     try:
         pending = await server.authorization.login(tx, form)
     except ShowError as error:
-        log.info("login refused for %r", form.get("username", "")[:64])
+        note(request.scope, detail=f"login refused: {error}")
         request_state = await server.authorization.pending(tx)
         if request_state is None:
             return error_page(str(error))
         return login_page(tx, request_state["client_id"], str(error))
+    note(request.scope, client=pending["client_id"])
     return consent_page(tx, pending["client_id"], pending["scopes"], pending["redirect_uri"])
 
 
@@ -148,9 +154,11 @@ async def consent(request: Request, server: AuthorizationServer, ep: Endpoints) 
 async def token(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
     try:
         form = await _form(request)
+        note(request.scope, client=_client_of(form))
         answer = await server.token_endpoint(form, ep)
     except OAuthError as error:
-        return _oauth_error(error)
+        return _oauth_error(request, error)
+    note(request.scope, token_id=_token_id(answer.get("access_token")))
     return JSONResponse(answer, headers=NO_STORE)
 
 
@@ -158,17 +166,20 @@ async def introspect(request: Request, server: AuthorizationServer, ep: Endpoint
     try:
         form = await _form(request)
         caller = await _bearer(request, server, ep)
+        note(request.scope, principal=caller)
         answer = await server.introspection.introspect(form, caller, ep)
     except OAuthError as error:
-        return _oauth_error(error)
+        return _oauth_error(request, error)
     return JSONResponse(answer, headers=NO_STORE)
 
 
 async def revoke(request: Request, server: AuthorizationServer, ep: Endpoints) -> Response:
     try:
-        await server.introspection.revoke(await _form(request), ep)
+        form = await _form(request)
+        note(request.scope, client=_client_of(form))
+        await server.introspection.revoke(form, ep)
     except OAuthError as error:
-        return _oauth_error(error)
+        return _oauth_error(request, error)
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -200,9 +211,36 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
-def _oauth_error(error: OAuthError) -> Response:
-    log.info("oauth refused: %s (%s)", error.error, error.detail)
+def _oauth_error(request: Request, error: OAuthError) -> Response:
+    note(request.scope, detail=f"{error.error}: {error.detail}")
     headers = dict(NO_STORE)
     if error.status == 401:
         headers["www-authenticate"] = 'Bearer realm="rempart", error="invalid_client"'
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def _claimed(value: str | None) -> str | None:
+    """A name the caller gave, cut short, for the audit (not verified)."""
+    return value[:64] if value else None
+
+
+def _client_of(form: dict[str, str]) -> str | None:
+    """The client a token request claims to be: ``client_id``, else the ``iss`` of its
+    assertion, read without verifying it (the token endpoint verifies it)."""
+    if form.get("client_id"):
+        return _claimed(form["client_id"])
+    return _claimed(_unverified(form.get("client_assertion")).get("iss"))
+
+
+def _token_id(token: Any) -> str | None:
+    return _claimed(_unverified(token).get("jti")) if isinstance(token, str) else None
+
+
+def _unverified(token: str | None) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return {k: v for k, v in claims.items() if isinstance(v, str)}
