@@ -1,6 +1,4 @@
-"""The audit trail's tamper evidence: canonical records chained by hash, signed
-checkpoints, and the verification of both (design.md, Audit; docs/audit.md).
-
-Capture (building AuditEvents from interactions) is not here yet; this package holds
-what any capture appends to and what ``rempart audit verify`` checks.
+"""The audit trail (design.md, Audit; docs/audit.md): capture (what a request becomes
+as AuditEvents), the trail the gateway appends to and waits on, canonical records
+chained by hash, signed checkpoints, and the verification of both.
 """
