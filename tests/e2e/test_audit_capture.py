@@ -85,6 +85,25 @@ def observation(patient_id: str) -> dict[str, Any]:
     }
 
 
+def transaction() -> dict[str, Any]:
+    """A new patient and an observation of it, linked by a temporary id."""
+    new = "urn:uuid:2f1e7c7a-0000-4000-8000-000000000001"
+    obs = observation("x") | {"subject": {"reference": new}}
+    new_patient = {"resourceType": "Patient", "active": True}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": new, "resource": new_patient, "request": post("Patient")},
+            {"resource": obs, "request": post("Observation")},
+        ],
+    }
+
+
+def post(type_: str) -> dict[str, str]:
+    return {"method": "POST", "url": type_}
+
+
 def play(server: ServerProcess, settings: Settings) -> tuple[Session, Counter[str], str]:
     """The scripted session; the patient counts it implies (events naming each)."""
     s = Session(server)
@@ -116,6 +135,9 @@ def play(server: ServerProcess, settings: Settings) -> tuple[Session, Counter[st
     statuses = Counter(s.call("GET", "Patient/pa", greedy).status_code for _ in range(GREEDY_READS))
     assert statuses[429] >= GREEDY_READS - CLIENT_BUDGET
     expected["pa"] += GREEDY_READS
+    answer = s.call("POST", "", auth, json=transaction()).json()
+    created = answer["entry"][0]["response"]["location"].split("/")[1]
+    expected[created] += 1  # the Bundle's event, and one for the patient it created
     token_url = server.base.removesuffix("/fhir") + "/auth/token"
     form = {"grant_type": "client_credentials", "client_assertion": "x.y.z", "scope": "x"}
     refused = s.http.post(token_url, data=form, headers={"x-request-id": "session-token-1"})

@@ -154,7 +154,9 @@ def _fhir_facts(exchange: Exchange, fhir: dict[str, Any], status: int, held: lis
         patients = answered_patients(patients, answer)
         if exchange.resource is None and exchange.subtype == "create":
             exchange.resource = _created(held)
-    exchange.patients = patients
+            if exchange.resource and exchange.resource.startswith("Patient/"):
+                patients = [exchange.resource.split("/")[1], *patients]
+    exchange.patients = list(dict.fromkeys(patients))
 
 
 def _created(held: list[Message]) -> str | None:

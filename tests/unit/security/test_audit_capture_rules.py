@@ -95,6 +95,8 @@ def test_the_patients_an_answer_carries() -> None:
     own = b'{"resourceType":"Patient","id":"p9","link":[{"other":{"reference":"Patient/p8"}}]}'
     assert answered_patients([], own) == ["p9", "p8"]
     assert answered_patients([], None) == []
+    response = b'{"entry":[{"response":{"status":"201","location":"Patient/n1/_history/1"}}]}'
+    assert answered_patients([], response) == ["n1"]
 
 
 def test_one_event_for_a_read_of_one_patients_record() -> None:

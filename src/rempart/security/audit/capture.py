@@ -62,6 +62,7 @@ PATIENT_REF = re.compile(
     rb'"reference"\s{0,8}:\s{0,8}"(?:[^"]{0,512}/)?Patient/([A-Za-z0-9\-.]{1,64})[/"]'
 )
 PATIENT_ENTRY = re.compile(rb'"fullUrl":"[^"]{0,512}/Patient/([A-Za-z0-9\-.]{1,64})"')
+PATIENT_LOCATION = re.compile(rb'"location":"(?:[^"]{0,512}/)?Patient/([A-Za-z0-9\-.]{1,64})/')
 PATIENT_SELF = re.compile(rb'\{"resourceType":"Patient","id":"([A-Za-z0-9\-.]{1,64})"')
 PATIENT_VALUE = re.compile(r"(?:^|[/,])Patient/([A-Za-z0-9\-.]{1,64})")
 PATIENT_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -361,7 +362,7 @@ def _found_in(body: bytes, found: dict[str, None]) -> None:
     match = PATIENT_SELF.match(body)
     if match:
         found[match.group(1).decode()] = None
-    for pattern in (PATIENT_ENTRY, PATIENT_REF):
+    for pattern in (PATIENT_ENTRY, PATIENT_REF, PATIENT_LOCATION):
         for match in pattern.finditer(body):
             found[match.group(1).decode()] = None
 
