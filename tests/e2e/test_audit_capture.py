@@ -143,6 +143,12 @@ def play(server: ServerProcess, settings: Settings) -> tuple[Session, Counter[st
     refused = s.http.post(token_url, data=form, headers={"x-request-id": "session-token-1"})
     assert refused.status_code in (400, 401)
     s.sent["session-token-1"] = refused.status_code
+    admin = s.http.get(
+        token_url.replace("/auth/token", "/admin/clients"),
+        headers={**auth, "x-request-id": "session-admin-1"},
+    )
+    assert admin.status_code == 403
+    s.sent["session-admin-1"] = 403
     return s, expected, auth["authorization"]
 
 
@@ -208,6 +214,13 @@ def test_a_session_is_recorded_exactly(server: ServerProcess, settings: Settings
     assert Counter(e["outcomeDesc"][:3] for e in events)["429"] >= GREEDY_READS - CLIENT_BUDGET
     token = by_request["session-token-1"][0]
     assert token["subtype"][0]["code"] == "token"
+    assert "invalid_client" in token["outcomeDesc"]  # the reason the caller did not get
+    admin = by_request["session-admin-1"][0]
+    assert (admin["subtype"][0]["code"], admin["action"], admin["outcome"]) == (
+        "admin-read",
+        "R",
+        "4",
+    )
 
     # never the data, a token or an assertion
     for _, body, _ in records:

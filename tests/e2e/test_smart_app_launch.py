@@ -10,6 +10,7 @@ SQLite and PostgreSQL; the rest on SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
 import psycopg
 import pytest
 from smart_flow import (
@@ -35,6 +37,7 @@ from smart_flow import (
 
 from conftest import ServerProcess, bearer
 from rempart.config import Settings, StorageSettings
+from rempart.storage.open_audit import open_audit_store
 
 PATIENT_ID = "smart-pat-1"
 APP = "smart-app"
@@ -97,6 +100,19 @@ def flow(smart: Smart) -> Iterator[Flow]:
     browser = Flow(smart, APP, REDIRECT)
     yield browser
     browser.close()
+
+
+def audit_events(smart: Smart) -> list[dict[str, Any]]:
+    """What the server's audit store holds (read beside the running server)."""
+
+    async def read() -> list[dict[str, Any]]:
+        store = await open_audit_store(smart.server.settings, None, create=False)
+        try:
+            return [orjson.loads(record.body) async for record in store.records()]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
 def patient_user(smart: Smart, name: str) -> User:
@@ -424,6 +440,12 @@ def test_account_locks_after_five_failures(smart: Smart, flow: Flow) -> None:
     assert locked.status_code == 401
     assert alert(locked.text) == LOGIN_FAILED
     assert 'name="approve"' not in locked.text
+    # each attempt is in the audit trail, with the user name typed and the reason
+    logins = [e for e in audit_events(smart) if e["subtype"][0]["code"] == "login"]
+    mine = [e for e in logins if e["agent"][-1]["who"]["identifier"]["value"] == user.username]
+    assert [e["outcome"] for e in mine] == ["4"] * 6
+    assert all("login refused" in e["outcomeDesc"] for e in mine)
+    assert all(user.password.encode() not in orjson.dumps(e) for e in mine)
 
 
 def test_account_past_its_end_date_cannot_log_in(smart: Smart, flow: Flow) -> None:
