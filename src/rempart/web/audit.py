@@ -28,8 +28,7 @@ from rempart.security.audit.capture import (
     requested_patients,
 )
 from rempart.security.audit.trail import AuditTrail, unavailable
-from rempart.web.errors import error_parts
-from rempart.web.middleware import request_id_of, security_headers
+from rempart.web.middleware import request_id_of, send_error
 
 UNAUDITED = frozenset({"/healthz"})
 AUTH_SUBTYPES = {
@@ -68,7 +67,7 @@ class AuditCapture:
                 raise unavailable()
             await trail.admit()
         except RempartError:
-            await _refuse(scope, send)
+            await send_error(scope, send, unavailable())
             return
         held: list[Message] = []
 
@@ -91,22 +90,13 @@ class AuditCapture:
         try:
             await trail.record(audit_events(_exchange(scope, state, held)))
         except RempartError:
-            await _refuse(scope, send)
+            await send_error(scope, send, unavailable())
             return
         if not any(m["type"] == "http.response.start" for m in held):
-            await _refuse(scope, send, server_error())
+            await send_error(scope, send, server_error())
             return
         for message in held:
             await send(message)
-
-
-async def _refuse(scope: Scope, send: Send, error: RempartError | None = None) -> None:
-    status, headers, body = error_parts(error or unavailable())
-    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-    raw += [*security_headers(scope), (b"x-request-id", request_id_of(scope))]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
 
 
 def server_error() -> RempartError:

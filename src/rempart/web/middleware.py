@@ -82,6 +82,17 @@ def request_id_of(scope: Scope) -> bytes:
     return f"{_PREFIX}{next(_COUNTER):012x}".encode()
 
 
+async def send_error(scope: Scope, send: Send, error: RempartError) -> None:
+    """Answers ``error`` as an OperationOutcome, with the security headers and request id,
+    from a middleware (before or around the application)."""
+    status, headers, body = error_parts(error)
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    raw += [*security_headers(scope), (b"x-request-id", request_id_of(scope))]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
 class HostGuard:
     """Serves only requests whose Host names this server (DNS rebinding defence)."""
 
@@ -93,12 +104,7 @@ class HostGuard:
         if scope["type"] != "http" or _host_name(scope) in self.allowed:
             await self.app(scope, receive, send)
             return
-        status, headers, body = error_parts(RempartError(Category.INCORRECT, "Unknown host"))
-        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-        raw += [*security_headers(scope), (b"x-request-id", request_id_of(scope))]
-        raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(scope, send, RempartError(Category.INCORRECT, "Unknown host"))
 
 
 def _host_name(scope: Scope) -> str:

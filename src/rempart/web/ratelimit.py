@@ -14,8 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rempart.errors import RempartError
 from rempart.security.ratelimit import RateLimiter, too_many
-from rempart.web.errors import error_parts
-from rempart.web.middleware import request_id_of, security_headers
+from rempart.web.middleware import send_error
 
 UNLIMITED = frozenset({"/healthz"})
 CREDENTIALS = frozenset({"/auth/token", "/auth/login"})
@@ -36,7 +35,7 @@ class RateLimit:
         try:
             await self._spend(scope)
         except RempartError as error:
-            await _refuse(scope, send, error)
+            await send_error(scope, send, error)
             return
         await self.app(scope, receive, send)
 
@@ -49,12 +48,3 @@ class RateLimit:
             decision = await self.limiter.auth(address)
         if not decision.allowed:
             raise too_many(decision)
-
-
-async def _refuse(scope: Scope, send: Send, error: RempartError) -> None:
-    status, headers, body = error_parts(error)
-    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-    raw += [*security_headers(scope), (b"x-request-id", request_id_of(scope))]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})

@@ -265,23 +265,6 @@ def _patient_entity(patient: str) -> dict[str, Any]:
 
 # --- the FHIR interaction of a request and the patients it concerns ---
 
-SUBTYPE_NAMES = {
-    "read",
-    "vread",
-    "update",
-    "patch",
-    "delete",
-    "history-instance",
-    "history-type",
-    "history-system",
-    "create",
-    "search-type",
-    "search-system",
-    "capabilities",
-    "transaction",
-    "batch",
-    "operation",
-}
 SHAPES = {
     ("GET", ""): "search-system",
     ("POST", "_search"): "search-system",
@@ -304,6 +287,10 @@ SHAPES = {
     ("GET", "T/I/_history/V"): "vread",
     ("GET", "metadata"): "capabilities",
 }
+
+
+SUBTYPE_NAMES = {*SHAPES.values(), "transaction", "operation"}
+"""The restful-interaction codes; any other subtype is one of Rempart's own."""
 
 
 def fhir_subtype(method: str, shape: str, body: bytes = b"") -> str:
