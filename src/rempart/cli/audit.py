@@ -138,15 +138,14 @@ def _destination(args: argparse.Namespace) -> Destination:
 
 
 async def run_purge(args: argparse.Namespace, settings: Settings) -> int:
-    today = datetime.now(UTC).date()
-    before = cutoff(today, settings.audit.retention_days, args.before)
+    before = cutoff(datetime.now(UTC), settings.audit.retention_days, args.before)
     store = await open_audit_store(settings, open_audit_signer(settings), create=False)
     try:
         purged = await purge_expired(store, before, args.export_name)
     finally:
         await store.close()
     if purged is None:
-        report: dict[str, Any] = {"purged": 0, "before": before.date().isoformat()}
+        report: dict[str, Any] = {"purged": 0, "before": before.isoformat()}
     else:
         report = {
             "purged": purged.through - purged.first + 1,

@@ -12,7 +12,7 @@ under the chain lock, behind a signed checkpoint that anchors the rest, and chai
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
@@ -22,17 +22,23 @@ from rempart.security.audit.capture import SOURCE, SUBTYPES
 from rempart.security.audit.ports import AuditStore, Purged, Removal
 
 
-def cutoff(today: date, retention_days: int, before: date | None) -> datetime:
-    """The instant before which records may go: ``today - retention_days``, or an
-    earlier ``before``. A later ``before`` would cut into the retention: refused."""
-    limit = today - timedelta(days=retention_days)
-    if before is not None and before > limit:
+def cutoff(now: datetime, retention_days: int, before: date | None) -> datetime:
+    """The instant before which records may go: ``now - retention_days``, or the start
+    (UTC) of an earlier day ``before``. A later ``before`` would cut into the retention:
+    refused, as is a negative retention."""
+    if retention_days < 0:
+        raise RempartError(Category.INCORRECT, "REMPART_AUDIT_RETENTION_DAYS cannot be negative")
+    limit = now - timedelta(days=retention_days)
+    if before is None:
+        return limit
+    chosen = datetime.combine(before, time.min, UTC)
+    if chosen > limit:
         raise RempartError(
             Category.INCORRECT,
-            f"--before {before} is later than the retention allows ({limit}:"
-            f" records are kept {retention_days} days, REMPART_AUDIT_RETENTION_DAYS)",
+            f"--before {before} is later than the retention allows (records are kept"
+            f" {retention_days} days, REMPART_AUDIT_RETENTION_DAYS: {limit:%Y-%m-%d %H:%M} UTC)",
         )
-    return datetime.combine(before or limit, datetime.min.time(), UTC)
+    return chosen
 
 
 async def purge_expired(
@@ -70,7 +76,7 @@ def recorded_before(body: bytes, before: datetime) -> bool:
 
 def removal_event(before: datetime, export_name: str | None, mark: int | None) -> Removal:
     """The ``audit-purge`` event's builder, given what the store finds under its lock."""
-    kept = f"recorded before {before:%Y-%m-%d}"
+    kept = f"recorded before {before.isoformat()}"
     if export_name is None:
         why = f"{kept}, removed whether exported or not"
     else:
