@@ -191,7 +191,9 @@ def test_records_arrive_as_framed_rfc_5424_messages(
     assert [(int(h[1]), int(h[2])) for h in heads if h] == [
         (86, 1), (84, 2), (83, 3), (86, 4), (86, 5)
     ]  # fmt: skip
-    assert all(m[h.end() :].startswith(BOM + b'{"n":') for m, h in zip(messages, heads) if h)
+    assert all(
+        m[h.end() :].startswith(BOM + b'{"n":') for m, h in zip(messages, heads, strict=True) if h
+    )
     assert mark(settings) == 5
 
 

@@ -25,7 +25,8 @@ EVENT = {
     "outcomeDesc": 'refusé "]\\',
 }
 HEADER = re.compile(
-    rb"<(\d+)>1 (\S+) (\S+) rempart - (\S+) \[rempart@32473 seq=\"(\d+)\" hash=\"([0-9a-f]{64})\"\] "
+    rb"<(\d+)>1 (\S+) (\S+) rempart - (\S+)"
+    rb' \[rempart@32473 seq="(\d+)" hash="([0-9a-f]{64})"\] '
 )
 
 
