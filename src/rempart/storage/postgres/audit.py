@@ -125,7 +125,8 @@ class PostgresAuditStore:
     async def mark_exported(self, name: str, seq: int) -> None:
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute(CHAIN_LOCK, (self._chain_key,))  # one writer of marks too
+                # Marks have their own lock: an export must not hold up appends.
+                await conn.execute(CHAIN_LOCK, (f"{self._chain_key}:export-marks",))
                 row = await (await conn.execute(EXPORT_MARK, (name,))).fetchone()
                 if row is None or row[0] is None or seq > int(row[0]):
                     await conn.execute(INSERT_MARK, (name, seq, datetime.now(UTC).isoformat()))
