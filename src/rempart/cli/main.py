@@ -1,5 +1,5 @@
 """``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add,
-audit verify.
+audit verify, audit export, audit purge.
 
 Every command takes ``--data-dir`` (default ``./rempart-data``) or ``--database``,
 also read from ``REMPART_DATA_DIR`` and ``REMPART_DATABASE_URL``.

@@ -190,3 +190,53 @@ def test_checkpoints_in_any_order(count: int) -> None:
     records = rows(5)
     checkpoints = [signed_at(records, n) for n in range(count, 0, -1)]
     assert verify(records, checkpoints, PUBLIC).ok
+
+
+# --- a purged chain: it starts past record 1, anchored on a signed checkpoint ---
+
+
+def purged(count: int, through: int) -> tuple[list[StoredRecord], list[Checkpoint]]:
+    """``count`` records, checkpoints at 3 and ``through`` and ``count``, records up to
+    ``through`` removed as ``rempart audit purge`` does."""
+    records = rows(count)
+    checkpoints = [signed_at(records, 3), signed_at(records, through), signed_at(records, count)]
+    return records[through:], checkpoints
+
+
+def test_a_purged_chain_anchored_on_a_checkpoint_verifies() -> None:
+    records, checkpoints = purged(12, 6)
+    assert verify(records, checkpoints, PUBLIC) == Verdict(
+        True, None, "the chain holds", 6, 3, first=7
+    )
+
+
+def test_a_purged_chain_without_its_anchor_names_the_records_missing() -> None:
+    records, checkpoints = purged(12, 6)
+    del checkpoints[1]
+    assert verify(records, checkpoints, PUBLIC) == bad(
+        4, "records 4 to 6 were deleted (no signed checkpoint of 6 records anchors record 7)"
+    )
+
+
+def test_the_first_record_kept_after_a_purge_cannot_go_unseen() -> None:
+    records, checkpoints = purged(12, 6)
+    assert verify(records[1:], checkpoints, PUBLIC) == bad(
+        7, "record 7 was deleted (no signed checkpoint of 7 records anchors record 8)"
+    )
+
+
+def test_an_anchor_of_the_wrong_chain_is_refused() -> None:
+    """A checkpoint of the right count but another head does not anchor the chain."""
+    records, checkpoints = purged(12, 6)
+    checkpoints[1] = SIGNER.sign(6, bytes(32))
+    assert not verify(records, checkpoints, PUBLIC).ok
+
+
+def test_tampering_after_a_purge_is_still_named() -> None:
+    records, checkpoints = purged(12, 6)
+    records[2] = dataclasses.replace(records[2], body=records[2].body.replace(b"8", b"9"))
+    assert verify(records, checkpoints, PUBLIC) == bad(9, "record 9 was modified")
+    records, checkpoints = purged(12, 6)
+    assert verify(records[:-2], checkpoints, PUBLIC) == bad(
+        11, "records 11 to 12 were removed (the last checkpoint signed 12 records)"
+    )

@@ -2,12 +2,16 @@
 
 Adapters: ``rempart.storage.sqlite.audit`` (its own file, ``audit.db``) and
 ``rempart.storage.postgres.audit`` (its own schema, ``<schema>_audit``); opened by
-``rempart.storage.open_audit``. Both are append-only: no code updates or deletes a row.
+``rempart.storage.open_audit``. Both are append-only: no code updates a row, and the
+one delete is :meth:`AuditRetention.purge`, which removes the oldest records only after
+signing a checkpoint that anchors what remains, and records the removal in the chain
+(docs/audit-export.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rempart.security.audit.records import Checkpoint, StoredRecord
@@ -34,12 +38,50 @@ class AuditReader(Protocol):
         written after the records it covers, so the records read next include them."""
         ...
 
-    def records(self) -> AsyncIterator[StoredRecord]:
-        """Every stored record in ``seq`` order, read in batches."""
+    def records(self, after: int | None = None) -> AsyncIterator[StoredRecord]:
+        """Every stored record in ``seq`` order (those after ``after``, if given), read
+        in batches."""
         ...
 
     async def close(self) -> None: ...
 
 
-class AuditStore(AuditSink, AuditReader, Protocol):
+Removal = Callable[[int, int, bytes], Mapping[str, Any]]
+"""Builds the event that records a purge, from the first and last removed ``seq`` and
+the hash of the last one."""
+
+
+@dataclass(frozen=True)
+class Purged:
+    first: int
+    """The first removed record."""
+    through: int
+    """The last removed record; a signed checkpoint of ``through`` records anchors the rest."""
+    head_hash: bytes
+    """The hash of record ``through``."""
+    event_seq: int
+    """Where the removal event was chained."""
+
+
+class AuditRetention(Protocol):
+    """Export marks and the one path by which records leave the store."""
+
+    async def export_mark(self, name: str) -> int | None:
+        """The last ``seq`` delivered to the destination ``name``; ``None`` if never."""
+        ...
+
+    async def mark_exported(self, name: str, seq: int) -> None:
+        """Record that records up to ``seq`` were delivered to ``name``; a mark never
+        moves back (a lower ``seq`` is ignored)."""
+        ...
+
+    async def purge(self, through: int, removal: Removal) -> Purged:
+        """In one transaction under the chain lock: sign a checkpoint of ``through``
+        records (unless one exists), delete records up to ``through``, chain the event
+        ``removal`` builds after the head, and sign a checkpoint after it. Raises
+        ``RempartError(INCORRECT)`` if record ``through`` is not stored."""
+        ...
+
+
+class AuditStore(AuditSink, AuditReader, AuditRetention, Protocol):
     """Both sides, as each adapter implements them."""

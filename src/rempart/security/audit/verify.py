@@ -11,6 +11,12 @@ and says whether they hold, or names the first record that does not and why.
   signed (the rewrite lies after the previous checkpoint);
 - a checkpoint forged or changed: its Ed25519 signature does not hold.
 
+A purged chain (``rempart audit purge``) starts at a record F > 1. It is accepted if and
+only if a signed checkpoint of F-1 records has, as its head hash, record F's previous
+hash: that checkpoint anchors the rest, and checkpoints of fewer records are skipped as
+covering removed records. Without such an anchor, the missing records are named as
+deleted, from just after the last checkpoint before them.
+
 What cannot be seen without an anchor outside the database: records appended past the
 last checkpoint by someone who chains them correctly, and the removal of the tail
 together with the checkpoints covering it (docs/audit.md).
@@ -34,6 +40,8 @@ class Verdict:
     reason: str
     records: int = 0
     checkpoints: int = 0
+    first: int = 1
+    """The first record stored: above 1 once records were purged."""
 
 
 def _bad(first_bad: int | None, reason: str) -> Verdict:
@@ -50,6 +58,7 @@ class ChainCheck:
         self._head = GENESIS
         self._next_checkpoint = 0
         self._proven = 0  # the count of the last checkpoint the chain matched
+        self._first: int | None = None
         self.verdict: Verdict | None = self._signatures()
         if self.verdict is None:
             self.verdict = self._at_checkpoints()  # those at count 0
@@ -67,6 +76,10 @@ class ChainCheck:
         return self.verdict
 
     def _record(self, record: StoredRecord) -> Verdict | None:
+        if self._first is None:
+            self._first = record.seq
+            if record.seq > 1:
+                return self._anchor(record)
         expected = self._last_seq + 1
         if record.seq > expected:
             return _bad(expected, f"record {expected} was deleted")
@@ -82,6 +95,26 @@ class ChainCheck:
             )
         self._last_seq, self._head = record.seq, record.hash
         return None
+
+    def _anchor(self, record: StoredRecord) -> Verdict | None:
+        """Start a purged chain at ``record``, on the checkpoint that signed its
+        predecessor's hash; otherwise name the records missing before it."""
+        before = record.seq - 1
+        signed = [c for c in self._checkpoints if c.count == before]
+        if not any(c.head_hash == record.prev_hash for c in signed):
+            first = max((c.count for c in self._checkpoints if c.count < before), default=0) + 1
+            missing = (
+                f"record {first} was" if first == before else f"records {first} to {before} were"
+            )
+            return _bad(
+                first,
+                f"{missing} deleted"
+                f" (no signed checkpoint of {before} records anchors record {record.seq})",
+            )
+        self._last_seq, self._head, self._proven = before, record.prev_hash, before
+        while self._checkpoints[self._next_checkpoint].count < before:
+            self._next_checkpoint += 1  # they cover removed records
+        return self._at_checkpoints() or self._record(record)
 
     def _at_checkpoints(self) -> Verdict | None:
         while self._next_checkpoint < len(self._checkpoints):
@@ -110,7 +143,9 @@ class ChainCheck:
                 f"records {first} to {signed} were removed"
                 f" (the last checkpoint signed {signed} records)",
             )
-        return Verdict(True, None, "the chain holds", self._last_seq, len(self._checkpoints))
+        first = self._first or 1
+        records = self._last_seq - first + 1 if self._last_seq else 0
+        return Verdict(True, None, "the chain holds", records, len(self._checkpoints), first)
 
 
 def verify(

@@ -3,13 +3,16 @@
 Several processes append to ONE chain: each append transaction first takes a
 transaction-scoped advisory lock on the chain, then reads the head, writes the
 records after it and commits, which releases the lock. The head is read under the
-lock, so no two transactions can chain to the same record. Append-only: this module
-has no statement that changes or removes a row.
+lock, so no two transactions can chain to the same record. Append-only: no statement
+changes a row, and the only deletes are :data:`PURGE`, run by
+:meth:`PostgresAuditStore.purge` under the same lock, after signing a checkpoint that
+anchors the remaining chain (docs/audit-export.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -17,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
+from rempart.security.audit.ports import Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
 from rempart.storage.postgres.pool import open_schema_pool
@@ -37,6 +41,16 @@ PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > %s ORDER 
 CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
 BATCH = 1000
 FIRST = -(2**63)
+EXPORT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_export (name TEXT NOT NULL, seq BIGINT NOT NULL, at TEXT NOT NULL);
+"""
+EXPORT_MARK = "SELECT max(seq) FROM audit_export WHERE name = %s"
+INSERT_MARK = "INSERT INTO audit_export (name, seq, at) VALUES (%s, %s, %s)"
+FIRST_SEQ = "SELECT min(seq) FROM audit_event"
+HASH_OF = "SELECT hash FROM audit_event WHERE seq = %s"
+SIGNED = "SELECT 1 FROM audit_checkpoint WHERE count = %s AND head_hash = %s"
+PURGE = ("DELETE FROM audit_event WHERE seq <= %s",)
+"""The only deletes: one per table keyed by ``seq`` (an index table joins this tuple)."""
 
 
 def _unavailable() -> RempartError:
@@ -86,8 +100,8 @@ class PostgresAuditStore:
         rows = await self._read(CHECKPOINTS, ())
         return [Checkpoint(int(n), bytes(h), str(at), bytes(sig)) for n, h, at, sig in rows]
 
-    async def records(self) -> AsyncIterator[StoredRecord]:
-        last = FIRST
+    async def records(self, after: int | None = None) -> AsyncIterator[StoredRecord]:
+        last = FIRST if after is None else after
         while rows := await self._read(PAGE, (last, BATCH)):
             for seq, body, prev_hash, digest in rows:
                 yield StoredRecord(int(seq), bytes(body), bytes(prev_hash), bytes(digest))
@@ -104,11 +118,60 @@ class PostgresAuditStore:
         await self._group.close()
         await self._pool.close()
 
+    async def export_mark(self, name: str) -> int | None:
+        rows = await self._read(EXPORT_MARK, (name,))
+        return None if rows[0][0] is None else int(rows[0][0])
+
+    async def mark_exported(self, name: str, seq: int) -> None:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                # Marks have their own lock: an export must not hold up appends.
+                await conn.execute(CHAIN_LOCK, (f"{self._chain_key}:export-marks",))
+                row = await (await conn.execute(EXPORT_MARK, (name,))).fetchone()
+                if row is None or row[0] is None or seq > int(row[0]):
+                    await conn.execute(INSERT_MARK, (name, seq, datetime.now(UTC).isoformat()))
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+
+    async def purge(self, through: int, removal: Removal) -> Purged:
+        if self._signer is None:
+            raise RempartError(Category.FAULT, "This audit store was opened without its key")
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(CHAIN_LOCK, (self._chain_key,))
+                return await _purge(conn, self._signer, through, removal)
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+
+
+async def _purge(
+    conn: psycopg.AsyncConnection[Any], signer: CheckpointSigner, through: int, removal: Removal
+) -> Purged:
+    """The purge's steps, inside the caller's transaction and chain lock."""
+    first = (await (await conn.execute(FIRST_SEQ)).fetchone() or (None,))[0]
+    found = await (await conn.execute(HASH_OF, (through,))).fetchone()
+    if first is None or found is None:
+        raise RempartError(Category.INCORRECT, f"No record {through} to purge through")
+    anchor = bytes(found[0])
+    if await (await conn.execute(SIGNED, (through, anchor))).fetchone() is None:
+        await conn.execute(INSERT_CHECKPOINT, _checkpoint_row(signer.sign(through, anchor)))
+    head = await _head(conn)  # before the deletes: they may empty the table
+    for sql in PURGE:
+        await conn.execute(sql, (through,))
+    (record,) = chain([removal(int(first), through, anchor)], *head)
+    await conn.execute(INSERT, (record.seq, record.body, record.prev_hash, record.hash))
+    await conn.execute(INSERT_CHECKPOINT, _checkpoint_row(signer.sign(record.seq, record.hash)))
+    return Purged(int(first), through, anchor, record.seq)
+
+
+def _checkpoint_row(checkpoint: Checkpoint) -> tuple[int, bytes, str, bytes]:
+    return checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature
+
 
 async def open_postgres_audit(
     url: str, schema: str, signer: CheckpointSigner | None, pool_size: int = 4
 ) -> PostgresAuditStore:
     """The audit tables in the schema ``<schema>_audit`` (created if need be) at ``url``."""
     name = f"{schema}_audit"
-    pool = await open_schema_pool(url, name, pool_size, [SCHEMA])
+    pool = await open_schema_pool(url, name, pool_size, [SCHEMA, EXPORT_SCHEMA])
     return PostgresAuditStore(pool, name, signer)

@@ -4,7 +4,9 @@ WAL with ``synchronous=FULL``: an append returns once its transaction is on disk
 Each append takes the write lock up front (``BEGIN IMMEDIATE``), then reads the head
 and writes the records after it, so appends from other store instances and other
 processes on the same file queue on ``busy_timeout`` and form one chain. Append-only:
-this module has no statement that changes or removes a row.
+no statement changes a row, and the only deletes are :data:`PURGE`, run by
+:meth:`SqliteAuditStore.purge` under the same lock, after signing a checkpoint that
+anchors the remaining chain (docs/audit-export.md).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
+from rempart.security.audit.ports import Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
 
@@ -39,6 +43,17 @@ CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDE
 BATCH = 1000
 T = TypeVar("T")
 FIRST = -(2**63)  # below any sequence number, even one an intruder inserted
+EXPORT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_export (
+    name TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL);
+"""
+EXPORT_MARK = "SELECT max(seq) FROM audit_export WHERE name = ?"
+INSERT_MARK = "INSERT INTO audit_export (name, seq, at) VALUES (?, ?, ?)"
+FIRST_SEQ = "SELECT min(seq) FROM audit_event"
+HASH_OF = "SELECT hash FROM audit_event WHERE seq = ?"
+SIGNED = "SELECT 1 FROM audit_checkpoint WHERE count = ? AND head_hash = ?"
+PURGE = ("DELETE FROM audit_event WHERE seq <= ?",)
+"""The only deletes: one per table keyed by ``seq`` (an index table joins this tuple)."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -63,7 +78,7 @@ def _create(path: Path) -> None:
         conn = _connect(path)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}{EXPORT_SCHEMA}COMMIT;")
         finally:
             conn.close()
     finally:
@@ -133,8 +148,8 @@ class SqliteAuditStore:
         rows = await asyncio.to_thread(self._read, CHECKPOINTS, ())
         return [Checkpoint(int(n), blob(head), str(at), blob(sig)) for n, head, at, sig in rows]
 
-    async def records(self) -> AsyncIterator[StoredRecord]:
-        last = FIRST
+    async def records(self, after: int | None = None) -> AsyncIterator[StoredRecord]:
+        last = FIRST if after is None else after
         while rows := await asyncio.to_thread(self._read, PAGE, (last, BATCH)):
             for seq, body, prev_hash, digest in rows:
                 yield StoredRecord(int(seq), blob(body), blob(prev_hash), blob(digest))
@@ -153,9 +168,48 @@ class SqliteAuditStore:
             self._writer.close()
             self._reader.close()
 
+    async def export_mark(self, name: str) -> int | None:
+        rows = await asyncio.to_thread(self._read, EXPORT_MARK, (name,))
+        return None if rows[0][0] is None else int(rows[0][0])
+
+    async def mark_exported(self, name: str, seq: int) -> None:
+        def mark(conn: sqlite3.Connection) -> None:
+            (current,) = conn.execute(EXPORT_MARK, (name,)).fetchone()
+            if current is None or seq > int(current):
+                conn.execute(INSERT_MARK, (name, seq, utc_now()))
+
+        await asyncio.to_thread(self._in_transaction, mark)
+
+    async def purge(self, through: int, removal: Removal) -> Purged:
+        signer = self._signer
+        if signer is None:
+            raise RempartError(Category.FAULT, "This audit store was opened without its key")
+
+        def remove(conn: sqlite3.Connection) -> Purged:
+            (first,) = conn.execute(FIRST_SEQ).fetchone()
+            found = conn.execute(HASH_OF, (through,)).fetchone()
+            if first is None or found is None:
+                raise RempartError(Category.INCORRECT, f"No record {through} to purge through")
+            anchor = blob(found[0])
+            if conn.execute(SIGNED, (through, anchor)).fetchone() is None:
+                conn.execute(INSERT_CHECKPOINT, _checkpoint_row(signer.sign(through, anchor)))
+            head = _head(conn)  # before the deletes: they may empty the table
+            for sql in PURGE:
+                conn.execute(sql, (through,))
+            (record,) = chain([removal(int(first), through, anchor)], *head)
+            conn.execute(INSERT, (record.seq, record.body, record.prev_hash, record.hash))
+            conn.execute(INSERT_CHECKPOINT, _checkpoint_row(signer.sign(record.seq, record.hash)))
+            return Purged(int(first), through, anchor, record.seq)
+
+        return await asyncio.to_thread(self._in_transaction, remove)
+
 
 def _checkpoint_row(checkpoint: Checkpoint) -> tuple[int, bytes, str, bytes]:
     return checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def open_sqlite_audit(
