@@ -4,7 +4,8 @@ NDJSON follows the FHIR Bulk Data convention: one file per resource type
 (``Patient.ndjson``, ``Observation.ndjson``…), one resource per line. Bundles are
 transaction Bundles of at most ``entries`` entries (``bundle-000001.json``…), each
 entry a ``PUT Type/id``, so importing them twice leaves one copy of each resource.
-Both also get ``roster.json`` and ``care.ndjson`` (:mod:`rempart.synth.roster`).
+Both also get ``roster/roster.json`` and ``roster/care.ndjson`` (:mod:`rempart.synth.roster`),
+kept in their own folder so that ``rempart import DIR/*.ndjson`` takes only FHIR.
 The bytes depend only on the generator's arguments.
 """
 
@@ -83,9 +84,10 @@ def _write_bundle(out: Path, number: int, resources: list[dict[str, Any]]) -> No
 
 
 def _care_file(out: Path) -> IO[bytes]:
-    return open(out / "care.ndjson", "wb")
+    (out / "roster").mkdir(exist_ok=True)
+    return open(out / "roster" / "care.ndjson", "wb")
 
 
 def _write_roster(generator: Generator, out: Path) -> None:
     roster = orjson.dumps(generator.roster.to_json(), option=orjson.OPT_INDENT_2)
-    (out / "roster.json").write_bytes(roster + b"\n")
+    (out / "roster" / "roster.json").write_bytes(roster + b"\n")

@@ -2,9 +2,9 @@
 detectors' scoring: who works where and when, who cares for whom, who is sensitive.
 
 Everything here is plain data serializable to JSON. The roster proper (services,
-staff, VIPs, links) is small and written as ``roster.json``; the care of each patient
+staff, VIPs, links) is small and written as ``roster/roster.json``; the care of each patient
 (their encounters and the practitioners who took part) grows with the number of
-patients and is streamed as ``care.ndjson``, one line per patient.
+patients and is streamed as ``roster/care.ndjson``, one line per patient.
 """
 
 from __future__ import annotations
