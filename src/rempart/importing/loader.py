@@ -142,7 +142,8 @@ class Loader:
         try:
             kind, entries = parse_bundle(document, max_entries=MAX_BUNDLE_ENTRIES)
         except RempartError as error:
-            state.rejected += len(document.get("entry") or [None])
+            raw = document.get("entry")
+            state.rejected += len(raw) if isinstance(raw, list) and raw else 1
             self.report(str(path), describe(error))
             return
         if kind == "transaction":

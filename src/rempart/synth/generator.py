@@ -62,13 +62,14 @@ class Generator:
         who = identity(self.place, rng, n)
         patient = patient_resource(self.place, rng, who, n)
         clinical, cares = records(self.place, rng, who, n)
-        self._note(who.id, who)
+        self._note(who)
         return PatientRecord([patient, *clinical], PatientCare(who.id, who.qualified, tuple(cares)))
 
-    def _note(self, patient: str, who: Identity) -> None:
+    def _note(self, who: Identity) -> None:
+        """Records in the roster what makes this patient sensitive."""
         if who.vip:
-            self.roster.vip.append(patient)
+            self.roster.vip.append(who.id)
         if who.employee_of is not None:
-            self.roster.employees.append(Link(patient, who.employee_of.entry.practitioner))
+            self.roster.employees.append(Link(who.id, who.employee_of.entry.practitioner))
         if who.relative_of is not None:
-            self.roster.relatives.append(Link(patient, who.relative_of.entry.practitioner))
+            self.roster.relatives.append(Link(who.id, who.relative_of.entry.practitioner))
