@@ -1,5 +1,5 @@
 """``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add,
-audit verify, audit export, audit purge.
+audit verify, audit export, audit purge, synth, import.
 
 Every command takes ``--data-dir`` (default ``./rempart-data``) or ``--database``,
 also read from ``REMPART_DATA_DIR`` and ``REMPART_DATABASE_URL``.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
-from rempart.cli import accounts, audit, demo, keys, token
+from rempart.cli import accounts, audit, demo, importer, keys, synth, token
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
 from rempart.security.oauth.signing import SigningKeys
@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     accounts.add_parsers(commands, common)
     audit.add_parsers(commands, common)
     token.add_parsers(commands)
+    synth.add_parsers(commands)
+    importer.add_parsers(commands, common)
     return parser
 
 
