@@ -17,8 +17,18 @@ from psycopg_pool import AsyncConnectionPool
 
 from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
+from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_index_sql import (
+    EVENT,
+    INSERT_INDEX,
+    INSERT_REF,
+    POSTGRES_INDEX_SCHEMA,
+    count_sql,
+    index_rows,
+    search_sql,
+)
 from rempart.storage.postgres.pool import open_schema_pool
 
 SCHEMA = """
@@ -65,6 +75,7 @@ class PostgresAuditStore:
                 async with conn.cursor() as cursor:
                     rows = [(r.seq, r.body, r.prev_hash, r.hash) for r in records]
                     await cursor.executemany(INSERT, rows)
+                    await _write_index(cursor, [r.seq for r in records], events)
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable() from exc
         return [record.seq for record in records]
@@ -104,11 +115,47 @@ class PostgresAuditStore:
         await self._group.close()
         await self._pool.close()
 
+    # --- search (GET /fhir/AuditEvent): the index written with the records ---
+
+    async def search(self, query: AuditQuery) -> AuditPage:
+        sql, params = search_sql(query)
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                rows = await (await conn.execute(_pg(sql), params)).fetchall()
+                total = None
+                if query.with_total:
+                    sql, params = count_sql(query)
+                    found = await (await conn.execute(_pg(sql), params)).fetchone()
+                    total = int(found[0]) if found else 0
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+        hits = [AuditHit(int(seq), int(at), bytes(body)) for seq, at, body in rows]
+        return AuditPage(hits[: query.count], len(hits) > query.count, total)
+
+    async def event(self, seq: int) -> bytes | None:
+        rows = await self._read(_pg(EVENT), (seq,))
+        return bytes(rows[0][0]) if rows else None
+
 
 async def open_postgres_audit(
     url: str, schema: str, signer: CheckpointSigner | None, pool_size: int = 4
 ) -> PostgresAuditStore:
     """The audit tables in the schema ``<schema>_audit`` (created if need be) at ``url``."""
     name = f"{schema}_audit"
-    pool = await open_schema_pool(url, name, pool_size, [SCHEMA])
+    pool = await open_schema_pool(url, name, pool_size, [SCHEMA, POSTGRES_INDEX_SCHEMA])
     return PostgresAuditStore(pool, name, signer)
+
+
+async def _write_index(
+    cursor: psycopg.AsyncCursor[Any], seqs: list[int], events: Sequence[Mapping[str, Any]]
+) -> None:
+    """The search index of the records just chained, in their transaction."""
+    rows, refs = index_rows(seqs, events)
+    await cursor.executemany(_pg(INSERT_INDEX), rows)
+    if refs:
+        await cursor.executemany(_pg(INSERT_REF), refs)
+
+
+def _pg(sql: str) -> str:
+    """``?`` placeholders (the shared SQL's) as psycopg's ``%s``."""
+    return sql.replace("?", "%s")

@@ -20,8 +20,18 @@ from typing import Any, TypeVar
 
 from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
+from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_index_sql import (
+    EVENT,
+    INSERT_INDEX,
+    INSERT_REF,
+    SQLITE_INDEX_SCHEMA,
+    count_sql,
+    index_rows,
+    search_sql,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -63,7 +73,7 @@ def _create(path: Path) -> None:
         conn = _connect(path)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}{SQLITE_INDEX_SCHEMA}COMMIT;")
         finally:
             conn.close()
     finally:
@@ -89,6 +99,7 @@ class SqliteAuditStore:
         self._reader.execute("PRAGMA query_only = ON")
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
         self._group = GroupCommit(self._write)
+        self._path = path  # searches open their own connection (see search)
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
         return await self._group.append(events)
@@ -97,6 +108,7 @@ class SqliteAuditStore:
         def insert(conn: sqlite3.Connection) -> list[int]:
             records = chain(events, *_head(conn))
             conn.executemany(INSERT, [(r.seq, r.body, r.prev_hash, r.hash) for r in records])
+            _write_index(conn, [r.seq for r in records], events)
             return [record.seq for record in records]
 
         return await asyncio.to_thread(self._in_transaction, insert)
@@ -153,6 +165,34 @@ class SqliteAuditStore:
             self._writer.close()
             self._reader.close()
 
+    # --- search (GET /fhir/AuditEvent): the index written with the records ---
+
+    async def search(self, query: AuditQuery) -> AuditPage:
+        return await asyncio.to_thread(self._search, query)
+
+    def _search(self, query: AuditQuery) -> AuditPage:
+        """On a connection of its own, so that a long search never holds up appends
+        (they share ``_lock``); one read transaction for the page and its total."""
+        try:
+            conn = _connect(self._path)
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("BEGIN")
+                rows = conn.execute(*search_sql(query)).fetchall()
+                total = None
+                if query.with_total:
+                    total = int(conn.execute(*count_sql(query)).fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+        hits = [AuditHit(int(seq), int(at), blob(body)) for seq, at, body in rows]
+        return AuditPage(hits[: query.count], len(hits) > query.count, total)
+
+    async def event(self, seq: int) -> bytes | None:
+        rows = await asyncio.to_thread(self._read, EVENT, (seq,))
+        return blob(rows[0][0]) if rows else None
+
 
 def _checkpoint_row(checkpoint: Checkpoint) -> tuple[int, bytes, str, bytes]:
     return checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature
@@ -170,3 +210,12 @@ def open_sqlite_audit(
     except sqlite3.Error as exc:
         raise RempartError(Category.UNAVAILABLE, "The audit store cannot be opened") from exc
     return SqliteAuditStore(path, signer)
+
+
+def _write_index(
+    conn: sqlite3.Connection, seqs: list[int], events: Sequence[Mapping[str, Any]]
+) -> None:
+    """The search index of the records just chained, in their transaction."""
+    rows, refs = index_rows(seqs, events)
+    conn.executemany(INSERT_INDEX, rows)
+    conn.executemany(INSERT_REF, refs)
