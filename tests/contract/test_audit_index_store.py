@@ -4,11 +4,13 @@ still verifies."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from rempart.security.audit.checkpoints import CheckpointSigner, load_public_key
@@ -154,3 +156,46 @@ async def test_the_index_leaves_the_chain_as_it_was(store: AuditStore, tmp_path:
         records, await store.checkpoints(), load_public_key(tmp_path / "keys" / "audit-signing.pub")
     )
     assert verdict.ok and len(records) == len(EVENTS)
+
+
+@pytest.mark.anyio
+async def test_a_store_written_before_the_index_is_indexed_at_open(
+    store: AuditStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    await fill(store)
+    await store.close()
+    await forget_index(request, tmp_path)
+    keys = tmp_path / "keys"
+    if "postgres" in request.node.callspec.id:
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        reader = await open_postgres_audit(url, schema, None)
+        assert (await reader.search(query())).hits == []  # a reader (verify) indexes nothing
+        await reader.close()
+        reopened: AuditStore = await open_postgres_audit(url, schema, CheckpointSigner.open(keys))
+    else:
+        reader_sqlite = open_sqlite_audit(tmp_path / "audit.db", None)
+        assert (await reader_sqlite.search(query())).hits == []
+        await reader_sqlite.close()
+        reopened = open_sqlite_audit(tmp_path / "audit.db", CheckpointSigner.open(keys))
+    try:
+        page = await reopened.search(query(count=100, patient=("p1",), with_total=True))
+        assert page.total == len(expected(lambda e: "Patient/p1" in str(e["entity"])))
+        await reopened.append_many([EVENTS[0]])
+        assert (await reopened.search(query(count=100, with_total=True))).total == 61
+    finally:
+        await reopened.close()
+
+
+async def forget_index(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Empty the index tables, as in a store from before them."""
+    statements = ["DELETE FROM audit_ref", "DELETE FROM audit_index"]
+    if "postgres" in request.node.callspec.id:
+        url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            for sql in statements:
+                await conn.execute(sql.replace("FROM ", f"FROM {schema}_audit."))
+        return
+    with sqlite3.connect(tmp_path / "audit.db") as conn:
+        for sql in statements:
+            conn.execute(sql)
+    conn.close()

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from rempart.security.audit.index import index_of
 from rempart.security.audit.ports import AuditQuery
 from rempart.storage.sql import Sql, join
@@ -39,6 +41,11 @@ INSERT_INDEX = (
 )
 INSERT_REF = "INSERT INTO audit_ref (kind, value, recorded, seq) VALUES (?, ?, ?, ?)"
 EVENT = "SELECT body FROM audit_event WHERE seq = ?"
+UNINDEXED = (
+    "SELECT seq, body FROM audit_event"
+    " WHERE seq > (SELECT COALESCE(MAX(seq), ?) FROM audit_index) ORDER BY seq LIMIT ?"
+)
+"""Records after the last indexed one: those of a store written before the index."""
 COLUMNS = ("type", "subtype", "outcome", "action")
 KINDS = ("patient", "agent", "entity")
 
@@ -118,3 +125,18 @@ def _range(alias: str, query: AuditQuery) -> Sql:
 
 def _marks(values: Sequence[str]) -> str:
     return ", ".join("?" * len(values))
+
+
+def stored_events(rows: Iterable[tuple[Any, Any]]) -> tuple[list[int], list[Mapping[str, Any]]]:
+    """``(seq, body)`` rows as read back, for :func:`index_rows`; a body that is not a
+    JSON object (tampered with) is indexed as an empty event (verification reports it)."""
+    seqs: list[int] = []
+    events: list[Mapping[str, Any]] = []
+    for seq, body in rows:
+        try:
+            event = orjson.loads(bytes(body))
+        except orjson.JSONDecodeError:
+            event = None
+        seqs.append(int(seq))
+        events.append(event if isinstance(event, dict) else {})
+    return seqs, events

@@ -25,9 +25,11 @@ from rempart.storage.audit_index_sql import (
     INSERT_INDEX,
     INSERT_REF,
     POSTGRES_INDEX_SCHEMA,
+    UNINDEXED,
     count_sql,
     index_rows,
     search_sql,
+    stored_events,
 )
 from rempart.storage.postgres.pool import open_schema_pool
 
@@ -136,6 +138,24 @@ class PostgresAuditStore:
         rows = await self._read(_pg(EVENT), (seq,))
         return bytes(rows[0][0]) if rows else None
 
+    async def reindex(self) -> int:
+        """Index the records a store written before the index holds, in batches, each
+        under the chain lock; how many. Run at open: appends index their own records."""
+        done = 0
+        while True:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    await conn.execute(CHAIN_LOCK, (self._chain_key,))
+                    found = await conn.execute(_pg(UNINDEXED), (FIRST, BATCH))
+                    rows = await found.fetchall()
+                    async with conn.cursor() as cursor:
+                        await _write_index(cursor, *stored_events(rows))
+            except (psycopg.Error, TimeoutError) as exc:
+                raise _unavailable() from exc
+            if not rows:
+                return done
+            done += len(rows)
+
 
 async def open_postgres_audit(
     url: str, schema: str, signer: CheckpointSigner | None, pool_size: int = 4
@@ -143,7 +163,10 @@ async def open_postgres_audit(
     """The audit tables in the schema ``<schema>_audit`` (created if need be) at ``url``."""
     name = f"{schema}_audit"
     pool = await open_schema_pool(url, name, pool_size, [SCHEMA, POSTGRES_INDEX_SCHEMA])
-    return PostgresAuditStore(pool, name, signer)
+    store = PostgresAuditStore(pool, name, signer)
+    if signer is not None:  # a writer; verification (no signer) changes nothing
+        await store.reindex()
+    return store
 
 
 async def _write_index(

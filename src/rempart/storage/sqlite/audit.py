@@ -28,9 +28,11 @@ from rempart.storage.audit_index_sql import (
     INSERT_INDEX,
     INSERT_REF,
     SQLITE_INDEX_SCHEMA,
+    UNINDEXED,
     count_sql,
     index_rows,
     search_sql,
+    stored_events,
 )
 
 SCHEMA = """
@@ -193,6 +195,20 @@ class SqliteAuditStore:
         rows = await asyncio.to_thread(self._read, EVENT, (seq,))
         return blob(rows[0][0]) if rows else None
 
+    def reindex(self) -> int:
+        """Index the records a store written before the index holds, in batches, each
+        under the write lock; how many. Run at open: appends index their own records."""
+        done = 0
+
+        def batch(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(UNINDEXED, (FIRST, BATCH)).fetchall()
+            _write_index(conn, *stored_events(rows))
+            return len(rows)
+
+        while count := self._in_transaction(batch):
+            done += count
+        return done
+
 
 def _checkpoint_row(checkpoint: Checkpoint) -> tuple[int, bytes, str, bytes]:
     return checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature
@@ -209,7 +225,10 @@ def open_sqlite_audit(
         _create(path)
     except sqlite3.Error as exc:
         raise RempartError(Category.UNAVAILABLE, "The audit store cannot be opened") from exc
-    return SqliteAuditStore(path, signer)
+    store = SqliteAuditStore(path, signer)
+    if signer is not None:  # a writer; verification (no signer) changes nothing
+        store.reindex()
+    return store
 
 
 def _write_index(
