@@ -19,10 +19,24 @@ ETAG = re.compile(r'(?:W/)?"(\d{1,9})"')
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 
 
+NOT_CLINICAL = frozenset({"AuditEvent"})
+"""Types the clinical store never holds nor searches: the audit trail is its own store,
+served at ``[base]/AuditEvent`` (``web/audit_search.py``), never through these
+interactions, a Bundle entry, ``_type``, ``_include`` or a compartment."""
+
+
 def check_type(type_: str | None) -> str:
     if type_ is None or type_ not in RESOURCE_TYPES:
         raise RempartError(Category.NOT_FOUND, "Unknown resource type")
+    if type_ in NOT_CLINICAL:
+        raise not_clinical()
     return type_
+
+
+def not_clinical() -> RempartError:
+    return RempartError(
+        Category.INCORRECT, "AuditEvent is read at [base]/AuditEvent only, with the audit scope"
+    )
 
 
 def check_id(id_: str | None) -> str:

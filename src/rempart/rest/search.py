@@ -24,7 +24,7 @@ from rempart.fhir.outcome import outcome
 from rempart.fhir.search.parse import Limits, parse_search
 from rempart.fhir.search.query import InCompartment, SearchQuery
 from rempart.fhir.validation import RESOURCE_TYPES
-from rempart.rest.common import check_id, check_type, prefer
+from rempart.rest.common import NOT_CLINICAL, check_id, check_type, not_clinical, prefer
 from rempart.rest.context import Context
 from rempart.rest.http import FHIR_JSON, FhirRequest, FhirResponse
 from rempart.storage.ports import SearchRequest, SearchResult, StoredVersion, now_micros
@@ -54,6 +54,8 @@ async def search_compartment(ctx: Context, request: FhirRequest) -> FhirResponse
         raise RempartError(Category.NOT_FOUND, "This resource type has no compartment")
     member = request.target or ""
     types = compartment_members(compartment) if member == "*" else (member,)
+    if member in NOT_CLINICAL:
+        raise not_clinical()
     if member != "*" and member not in compartment_members(compartment):
         raise RempartError(Category.NOT_FOUND, "Unknown resource type in this compartment")
     params = parameters(request)
@@ -64,7 +66,7 @@ async def search_compartment(ctx: Context, request: FhirRequest) -> FhirResponse
 
 def compartment_members(compartment: str) -> tuple[str, ...]:
     """The types of a compartment: its members and the compartment's own type."""
-    return tuple(sorted({compartment, *members(compartment)}))
+    return tuple(sorted({compartment, *members(compartment)} - NOT_CLINICAL))
 
 
 def parameters(request: FhirRequest) -> tuple[tuple[str, str], ...]:
@@ -93,6 +95,8 @@ def _types(params: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     types = [t.strip() for key, value in params if key == "_type" for t in value.split(",")]
     if any(t not in RESOURCE_TYPES for t in types):
         raise RempartError(Category.INCORRECT, "_type lists unknown resource types")
+    if NOT_CLINICAL.intersection(types):
+        raise not_clinical()
     return tuple(dict.fromkeys(types))
 
 
@@ -131,6 +135,8 @@ async def respond(
     params: tuple[tuple[str, str], ...],
 ) -> FhirResponse:
     """Run ``query`` for the page the request's cursor names and answer a searchset."""
+    if any({i.source, i.target} & NOT_CLINICAL for i in query.includes):
+        raise not_clinical()
     scope = f"search|{path}|{urlencode([(k, v) for k, v in params if k not in NOT_QUERY])}"
     position = _position(ctx, scope, params)
     if query.summary == "count":

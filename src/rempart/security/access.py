@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import functools
 
+from rempart.errors import Category, RempartError
 from rempart.security.authentication import insufficient_scope
 from rempart.security.principal import Principal
-from rempart.security.scopes import ResourceScope, resource_scope
+from rempart.security.scopes import AUDIT_SCOPE, USER_AUDIT_SCOPE, ResourceScope, resource_scope
 
 # (method, path shape) → the permission letter the interaction needs.
 PERMISSIONS: dict[tuple[str, str], str] = {
@@ -39,12 +40,17 @@ WHOLE_SERVER = ("", "_search", "_history", "T/I/$")
 """Shapes that may reach every type: they need a ``*`` scope."""
 BUNDLE = ("POST", "")
 """Batch and transaction: each entry is checked on its own (``Context.check``)."""
+AUDIT_TYPE = "AuditEvent"
+"""The audit trail: read with the audit scope only, written by the server only."""
 
 
 def check(principal: Principal, method: str, shape: str, names: dict[str, str]) -> None:
     """Raises 403 ``insufficient_scope`` unless a scope of the token allows this kind
     of interaction on this type. Which records it reaches is the store's business
-    (``security/policy.py``)."""
+    (``security/policy.py``). AuditEvent has rules of its own (:func:`check_audit`)."""
+    if names.get("type") == AUDIT_TYPE:
+        check_audit(principal, method, shape)
+        return
     wanted = "*" if shape in WHOLE_SERVER else (names.get("type") or "*")
     if shape == "T/I/C":
         wanted = names.get("target", "*")
@@ -72,3 +78,14 @@ def _allows(has_patient: bool, scope: ResourceScope, type_: str, needed: frozens
     if scope.context == "patient" and not has_patient:
         return False  # a patient scope without a patient in context reaches nothing
     return scope.type in ("*", type_) and needed <= scope.permissions
+
+
+def check_audit(principal: Principal, method: str, shape: str) -> None:
+    """AuditEvent through the FHIR API: never written (405, whatever the scopes), read
+    only with the audit scope (``system/rempart.audit``, or ``user/rempart.audit`` for a
+    user): no resource scope, not even ``*.cruds``, reaches the audit trail."""
+    if PERMISSIONS.get((method, shape), "c") not in ("r", "s"):
+        raise RempartError(Category.NOT_ALLOWED, "AuditEvent is written by the server only")
+    wanted = USER_AUDIT_SCOPE if principal.is_user else AUDIT_SCOPE
+    if wanted not in principal.scopes:
+        raise insufficient_scope(wanted)

@@ -80,6 +80,8 @@ class ReachedStore:
         """The shared store is closed by its owner, not by one caller's view."""
 
     async def _checked(self, request: WriteRequest) -> WriteRequest:
+        if request.type == "AuditEvent":  # the audit trail is its own store (access.py)
+            raise RempartError(Category.NOT_ALLOWED, "AuditEvent is written by the server only")
         current = await self._inner.read(request.type, request.id)
         exists = current is not None and not current.deleted
         letter = "d" if request.render is None else ("u" if exists else "c")

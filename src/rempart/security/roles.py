@@ -9,7 +9,7 @@ which may read its own record.
 
 from __future__ import annotations
 
-from rempart.security.scopes import grant, resource_scope
+from rempart.security.scopes import AUDIT_SCOPES, USER_AUDIT_SCOPE, grant, resource_scope
 from rempart.storage.auth_ports import UserRecord
 
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
@@ -24,6 +24,7 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
         "user/Specimen.cruds",
     ),
     "patient": ("patient/*.rs",),
+    "security": (USER_AUDIT_SCOPE,),
 }
 PATIENT_OWN = ("patient/*.rs",)
 
@@ -37,8 +38,13 @@ def rights(user: UserRecord) -> tuple[str, ...]:
 
 
 def within_rights(scopes: list[str], user: UserRecord) -> list[str]:
-    """``scopes`` less the resource scopes the account's role does not cover; identity
-    and launch scopes (``openid``, ``fhirUser``, ``launch/patient``…) pass."""
+    """``scopes`` less the resource scopes the account's role does not cover, and less
+    the audit scopes unless the role has them; identity and launch scopes (``openid``,
+    ``fhirUser``, ``launch/patient``…) pass."""
     allowed = rights(user)
     covered = set(grant([s for s in scopes if resource_scope(s)], allowed))
-    return [s for s in scopes if resource_scope(s) is None or s in covered]
+    return [
+        s
+        for s in scopes
+        if (resource_scope(s) is None and s not in AUDIT_SCOPES) or s in covered or s in allowed
+    ]

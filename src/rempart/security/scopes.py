@@ -23,6 +23,12 @@ ADMIN_SCOPE = "system/rempart.admin"
 """Manages clients and users through the admin API (not a FHIR resource scope)."""
 INTROSPECT_SCOPE = "system/rempart.introspect"
 """May introspect tokens of other clients (RFC 7662)."""
+AUDIT_SCOPE = "system/rempart.audit"
+"""May search and read the audit trail (``GET /fhir/AuditEvent``), and nothing else: no
+resource scope reaches AuditEvent."""
+USER_AUDIT_SCOPE = "user/rempart.audit"
+"""The same, for a user whose role allows it (``security``, the security officer)."""
+AUDIT_SCOPES = frozenset({AUDIT_SCOPE, USER_AUDIT_SCOPE})
 MAX_SCOPES = 64
 
 

@@ -36,6 +36,7 @@ from rempart.rest.metadata import Metadata
 from rempart.rest.paging import CursorSigner
 from rempart.rest.routes import INTERACTIONS, Handler
 from rempart.security import access
+from rempart.security.audit.ports import AuditSearch
 from rempart.security.audit.trail import AuditTrail
 from rempart.security.authentication import BearerAuthentication
 from rempart.security.oauth.endpoints import Endpoints
@@ -48,6 +49,8 @@ from rempart.storage.open import open_auth_store, open_keyring, open_replay_cach
 from rempart.storage.open_audit import open_audit_signer, open_audit_store
 from rempart.web.admin import admin_routes
 from rempart.web.audit import AuditCapture
+from rempart.web.audit_search import TYPE as AUDIT_TYPE
+from rempart.web.audit_search import AuditRoutes
 from rempart.web.errors import http_exception, server_error
 from rempart.web.fhir_app import PREFIX, FhirApp, Routes, fhir_base
 from rempart.web.middleware import HostGuard, SecurityHeaders
@@ -63,6 +66,8 @@ class State:
     auth: AuthorizationServer | None = None
     authentication: BearerAuthentication | None = None
     trail: AuditTrail | None = None
+    audit: AuditSearch | None = None
+    """The audit store the trail appends to, searched by ``GET /fhir/AuditEvent``."""
     contexts: dict[Principal, Context] = field(default_factory=dict)
     """Per token: a token's context never changes, and building one per request showed
     in the gateway's profile."""
@@ -113,7 +118,7 @@ def create_app(settings: Settings, *, gateway: bool = True, audit: bool = True) 
         state.ctx = Context(store, FhirkitValidator(), settings.limits, cursors)
         try:
             if audit:
-                state.trail = await _open_trail(settings)
+                state.trail, state.audit = await _open_trail(settings)
             await limiter.open()
             state.auth = await _open_auth(settings)
             yield
@@ -154,6 +159,7 @@ def create_app(settings: Settings, *, gateway: bool = True, audit: bool = True) 
     routes.add("GET", "metadata", Metadata())
     for method, shape, handler in INTERACTIONS:
         routes.add(method, shape, bind(handler))
+    _add_audit_routes(routes, AuditRoutes(settings, lambda: state.audit))
     checks = gate if gateway else _ungated
     limits, base_url = settings.limits, settings.server.base_url
     fhir = FhirApp(routes, checks, limits.max_body_bytes, base_url, limits.request_seconds)
@@ -183,11 +189,17 @@ async def _ungated(
     return None
 
 
-async def _open_trail(settings: Settings) -> AuditTrail:
+async def _open_trail(settings: Settings) -> tuple[AuditTrail, AuditSearch]:
     sink = await open_audit_store(settings, open_audit_signer(settings))
     trail = AuditTrail(sink, settings.audit.checkpoint_seconds)
     trail.start()
-    return trail
+    return trail, sink
+
+
+def _add_audit_routes(routes: Routes, audit: AuditRoutes) -> None:
+    """AuditEvent is served by the audit store alone, never by the clinical one."""
+    for method, shape, interaction in audit.routes():
+        routes.only(AUDIT_TYPE, method, shape, interaction)
 
 
 def _check(principal: Principal, method: str, shape: str, names: dict[str, str]) -> None:

@@ -45,9 +45,27 @@ class Routes:
 
     def __init__(self) -> None:
         self.table: dict[tuple[str, str], Interaction] = {}
+        self.types: dict[str, dict[tuple[str, str], Interaction]] = {}
 
     def add(self, method: str, shape: str, interaction: Interaction) -> None:
         self.table[(method, shape)] = interaction
+
+    def only(self, type_: str, method: str, shape: str, interaction: Interaction) -> None:
+        """An interaction on ``type_``; a type given such routes is served by them alone
+        (the audit trail: ``web/audit_search.py``), anything else on it is a 405."""
+        self.types.setdefault(type_, {})[(method, shape)] = interaction
+
+    def find(self, method: str, shape: str, type_: str | None) -> Interaction:
+        own = self.types.get(type_ or "")
+        if own is not None:
+            found = own.get((method, shape))
+            if found is None:
+                raise RempartError(Category.NOT_ALLOWED, "This interaction is not supported here")
+            return found
+        interaction = self.table.get((method, shape))
+        if interaction is None:
+            raise _no_route(shape, method, self)
+        return interaction
 
 
 class FhirApp:
@@ -101,9 +119,7 @@ class FhirApp:
             principal = await self._gate(method, shape, names, headers, base, state)
         if malformed is not None:
             raise malformed
-        interaction = self._routes.table.get((method, shape))
-        if interaction is None:
-            raise _no_route(shape, method, self._routes)
+        interaction = self._routes.find(method, shape, names.get("type"))
         _negotiate(headers, query)
         body = await _body(receive, headers, self._max_body) if method in WITH_BODY else b""
         audit["body"] = body

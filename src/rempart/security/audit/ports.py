@@ -1,4 +1,5 @@
-"""The audit store's ports: a sink that appends, a reader that verification walks.
+"""The audit store's ports: a sink that appends, a reader that verification walks,
+and a search over the index kept beside the records.
 
 Adapters: ``rempart.storage.sqlite.audit`` (its own file, ``audit.db``) and
 ``rempart.storage.postgres.audit`` (its own schema, ``<schema>_audit``); opened by
@@ -83,5 +84,59 @@ class AuditRetention(Protocol):
         ...
 
 
-class AuditStore(AuditSink, AuditReader, AuditRetention, Protocol):
+# --- searching the audit (GET /fhir/AuditEvent; docs/audit.md, "Searching the audit") ---
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """One page of an audit search. Filters are ANDed; the values of one filter ORed."""
+
+    since: int
+    """Start of the ``recorded`` range, µs since the epoch (UTC), included."""
+    until: int
+    """End of the ``recorded`` range, excluded."""
+    patient: tuple[str, ...] = ()
+    """Patient ids (``123``, not ``Patient/123``)."""
+    agent: tuple[str, ...] = ()
+    """An agent's ``who.reference`` or ``who.identifier.value`` (client id, user name)."""
+    entity: tuple[str, ...] = ()
+    """An entity's ``what.reference``, with or without ``/_history/v``."""
+    type: tuple[str, ...] = ()
+    subtype: tuple[str, ...] = ()
+    outcome: tuple[str, ...] = ()
+    action: tuple[str, ...] = ()
+    count: int = 50
+    after: tuple[int, int] | None = None
+    """``(recorded, seq)`` of the last record of the previous page."""
+    newest_first: bool = True
+    with_total: bool = False
+
+
+@dataclass(frozen=True)
+class AuditHit:
+    seq: int
+    recorded: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    hits: list[AuditHit]
+    more: bool
+    """Whether more records match after this page."""
+    total: int | None = None
+    """How many records match the whole query (when asked)."""
+
+
+class AuditSearch(Protocol):
+    async def search(self, query: AuditQuery) -> AuditPage:
+        """The records ``query`` selects, ordered by (``recorded``, ``seq``)."""
+        ...
+
+    async def event(self, seq: int) -> bytes | None:
+        """The stored body of record ``seq``, if there is one."""
+        ...
+
+
+class AuditStore(AuditSink, AuditReader, AuditRetention, AuditSearch, Protocol):
     """Both sides, as each adapter implements them."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from rempart.security.scopes import ADMIN_SCOPE, INTROSPECT_SCOPE
+from rempart.security.scopes import ADMIN_SCOPE, AUDIT_SCOPE, INTROSPECT_SCOPE, USER_AUDIT_SCOPE
 from rempart.storage.auth_ports import UserRecord
 
 SUPPORTED_SCOPES = [
@@ -22,6 +22,8 @@ SUPPORTED_SCOPES = [
     "system/*.cruds",
     ADMIN_SCOPE,
     INTROSPECT_SCOPE,
+    AUDIT_SCOPE,
+    USER_AUDIT_SCOPE,
 ]
 
 

@@ -20,9 +20,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
-from rempart.security.audit.ports import Purged, Removal
+from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_index_sql import (
+    EVENT,
+    INSERT_INDEX,
+    INSERT_REF,
+    POSTGRES_INDEX_SCHEMA,
+    UNINDEXED,
+    count_sql,
+    index_rows,
+    search_sql,
+    stored_events,
+)
 from rempart.storage.postgres.pool import open_schema_pool
 
 SCHEMA = """
@@ -49,8 +60,12 @@ INSERT_MARK = "INSERT INTO audit_export (name, seq, at) VALUES (%s, %s, %s)"
 FIRST_SEQ = "SELECT min(seq) FROM audit_event"
 HASH_OF = "SELECT hash FROM audit_event WHERE seq = %s"
 SIGNED = "SELECT 1 FROM audit_checkpoint WHERE count = %s AND head_hash = %s"
-PURGE = ("DELETE FROM audit_event WHERE seq <= %s",)
-"""The only deletes: one per table keyed by ``seq`` (an index table joins this tuple)."""
+PURGE = (
+    "DELETE FROM audit_ref WHERE seq <= %s",
+    "DELETE FROM audit_index WHERE seq <= %s",
+    "DELETE FROM audit_event WHERE seq <= %s",
+)
+"""The only deletes: the records and their search index (``audit_index_sql``)."""
 
 
 def _unavailable() -> RempartError:
@@ -79,6 +94,7 @@ class PostgresAuditStore:
                 async with conn.cursor() as cursor:
                     rows = [(r.seq, r.body, r.prev_hash, r.hash) for r in records]
                     await cursor.executemany(INSERT, rows)
+                    await _write_index(cursor, [r.seq for r in records], events)
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable() from exc
         return [record.seq for record in records]
@@ -143,6 +159,45 @@ class PostgresAuditStore:
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable() from exc
 
+    # --- search (GET /fhir/AuditEvent): the index written with the records ---
+
+    async def search(self, query: AuditQuery) -> AuditPage:
+        sql, params = search_sql(query)
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                rows = await (await conn.execute(_pg(sql), params)).fetchall()
+                total = None
+                if query.with_total:
+                    sql, params = count_sql(query)
+                    found = await (await conn.execute(_pg(sql), params)).fetchone()
+                    total = int(found[0]) if found else 0
+        except (psycopg.Error, TimeoutError) as exc:
+            raise _unavailable() from exc
+        hits = [AuditHit(int(seq), int(at), bytes(body)) for seq, at, body in rows]
+        return AuditPage(hits[: query.count], len(hits) > query.count, total)
+
+    async def event(self, seq: int) -> bytes | None:
+        rows = await self._read(_pg(EVENT), (seq,))
+        return bytes(rows[0][0]) if rows else None
+
+    async def reindex(self) -> int:
+        """Index the records a store written before the index holds, in batches, each
+        under the chain lock; how many. Run at open: appends index their own records."""
+        done = 0
+        while True:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    await conn.execute(CHAIN_LOCK, (self._chain_key,))
+                    found = await conn.execute(_pg(UNINDEXED), (FIRST, BATCH))
+                    rows = await found.fetchall()
+                    async with conn.cursor() as cursor:
+                        await _write_index(cursor, *stored_events(rows))
+            except (psycopg.Error, TimeoutError) as exc:
+                raise _unavailable() from exc
+            if not rows:
+                return done
+            done += len(rows)
+
 
 async def _purge(
     conn: psycopg.AsyncConnection[Any], signer: CheckpointSigner, through: int, removal: Removal
@@ -173,5 +228,25 @@ async def open_postgres_audit(
 ) -> PostgresAuditStore:
     """The audit tables in the schema ``<schema>_audit`` (created if need be) at ``url``."""
     name = f"{schema}_audit"
-    pool = await open_schema_pool(url, name, pool_size, [SCHEMA, EXPORT_SCHEMA])
-    return PostgresAuditStore(pool, name, signer)
+    pool = await open_schema_pool(
+        url, name, pool_size, [SCHEMA, EXPORT_SCHEMA, POSTGRES_INDEX_SCHEMA]
+    )
+    store = PostgresAuditStore(pool, name, signer)
+    if signer is not None:  # a writer; verification (no signer) changes nothing
+        await store.reindex()
+    return store
+
+
+async def _write_index(
+    cursor: psycopg.AsyncCursor[Any], seqs: list[int], events: Sequence[Mapping[str, Any]]
+) -> None:
+    """The search index of the records just chained, in their transaction."""
+    rows, refs = index_rows(seqs, events)
+    await cursor.executemany(_pg(INSERT_INDEX), rows)
+    if refs:
+        await cursor.executemany(_pg(INSERT_REF), refs)
+
+
+def _pg(sql: str) -> str:
+    """``?`` placeholders (the shared SQL's) as psycopg's ``%s``."""
+    return sql.replace("?", "%s")

@@ -23,9 +23,20 @@ from typing import Any, TypeVar
 
 from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
-from rempart.security.audit.ports import Purged, Removal
+from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_index_sql import (
+    EVENT,
+    INSERT_INDEX,
+    INSERT_REF,
+    SQLITE_INDEX_SCHEMA,
+    UNINDEXED,
+    count_sql,
+    index_rows,
+    search_sql,
+    stored_events,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -52,8 +63,12 @@ INSERT_MARK = "INSERT INTO audit_export (name, seq, at) VALUES (?, ?, ?)"
 FIRST_SEQ = "SELECT min(seq) FROM audit_event"
 HASH_OF = "SELECT hash FROM audit_event WHERE seq = ?"
 SIGNED = "SELECT 1 FROM audit_checkpoint WHERE count = ? AND head_hash = ?"
-PURGE = ("DELETE FROM audit_event WHERE seq <= ?",)
-"""The only deletes: one per table keyed by ``seq`` (an index table joins this tuple)."""
+PURGE = (
+    "DELETE FROM audit_ref WHERE seq <= ?",
+    "DELETE FROM audit_index WHERE seq <= ?",
+    "DELETE FROM audit_event WHERE seq <= ?",
+)
+"""The only deletes: the records and their search index (``audit_index_sql``)."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -78,7 +93,9 @@ def _create(path: Path) -> None:
         conn = _connect(path)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}{EXPORT_SCHEMA}COMMIT;")
+            conn.executescript(
+                f"BEGIN IMMEDIATE;{SCHEMA}{EXPORT_SCHEMA}{SQLITE_INDEX_SCHEMA}COMMIT;"
+            )
         finally:
             conn.close()
     finally:
@@ -104,6 +121,7 @@ class SqliteAuditStore:
         self._reader.execute("PRAGMA query_only = ON")
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
         self._group = GroupCommit(self._write)
+        self._path = path  # searches open their own connection (see search)
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
         return await self._group.append(events)
@@ -112,6 +130,7 @@ class SqliteAuditStore:
         def insert(conn: sqlite3.Connection) -> list[int]:
             records = chain(events, *_head(conn))
             conn.executemany(INSERT, [(r.seq, r.body, r.prev_hash, r.hash) for r in records])
+            _write_index(conn, [r.seq for r in records], events)
             return [record.seq for record in records]
 
         return await asyncio.to_thread(self._in_transaction, insert)
@@ -203,6 +222,48 @@ class SqliteAuditStore:
 
         return await asyncio.to_thread(self._in_transaction, remove)
 
+    # --- search (GET /fhir/AuditEvent): the index written with the records ---
+
+    async def search(self, query: AuditQuery) -> AuditPage:
+        return await asyncio.to_thread(self._search, query)
+
+    def _search(self, query: AuditQuery) -> AuditPage:
+        """On a connection of its own, so that a long search never holds up appends
+        (they share ``_lock``); one read transaction for the page and its total."""
+        try:
+            conn = _connect(self._path)
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                conn.execute("BEGIN")
+                rows = conn.execute(*search_sql(query)).fetchall()
+                total = None
+                if query.with_total:
+                    total = int(conn.execute(*count_sql(query)).fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+        hits = [AuditHit(int(seq), int(at), blob(body)) for seq, at, body in rows]
+        return AuditPage(hits[: query.count], len(hits) > query.count, total)
+
+    async def event(self, seq: int) -> bytes | None:
+        rows = await asyncio.to_thread(self._read, EVENT, (seq,))
+        return blob(rows[0][0]) if rows else None
+
+    def reindex(self) -> int:
+        """Index the records a store written before the index holds, in batches, each
+        under the write lock; how many. Run at open: appends index their own records."""
+        done = 0
+
+        def batch(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(UNINDEXED, (FIRST, BATCH)).fetchall()
+            _write_index(conn, *stored_events(rows))
+            return len(rows)
+
+        while count := self._in_transaction(batch):
+            done += count
+        return done
+
 
 def _checkpoint_row(checkpoint: Checkpoint) -> tuple[int, bytes, str, bytes]:
     return checkpoint.count, checkpoint.head_hash, checkpoint.at, checkpoint.signature
@@ -223,4 +284,16 @@ def open_sqlite_audit(
         _create(path)
     except sqlite3.Error as exc:
         raise RempartError(Category.UNAVAILABLE, "The audit store cannot be opened") from exc
-    return SqliteAuditStore(path, signer)
+    store = SqliteAuditStore(path, signer)
+    if signer is not None:  # a writer; verification (no signer) changes nothing
+        store.reindex()
+    return store
+
+
+def _write_index(
+    conn: sqlite3.Connection, seqs: list[int], events: Sequence[Mapping[str, Any]]
+) -> None:
+    """The search index of the records just chained, in their transaction."""
+    rows, refs = index_rows(seqs, events)
+    conn.executemany(INSERT_INDEX, rows)
+    conn.executemany(INSERT_REF, refs)
