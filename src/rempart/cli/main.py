@@ -1,5 +1,5 @@
 """``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add,
-audit verify, audit export, audit purge, synth, import.
+audit verify, audit export, audit purge, synth, import, simulate.
 
 Every command takes ``--data-dir`` (default ``./rempart-data``) or ``--database``,
 also read from ``REMPART_DATA_DIR`` and ``REMPART_DATABASE_URL``.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
-from rempart.cli import accounts, audit, demo, importer, keys, synth, token
+from rempart.cli import accounts, audit, demo, importer, keys, simulate, synth, token
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
 from rempart.security.oauth.signing import SigningKeys
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_parsers(commands)
     synth.add_parsers(commands)
     importer.add_parsers(commands, common)
+    simulate.add_parsers(commands, common)
     return parser
 
 
