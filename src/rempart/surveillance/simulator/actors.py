@@ -99,8 +99,9 @@ def cast(world: World, clinicians: int | None = None) -> Cast:
     if clinicians is not None:
         result.clinicians = result.clinicians[:clinicians]
     result.lab = Actor(LAB_CLIENT, "lab", always=True)
-    patient = next((p for p, c in sorted(world.patients.items()) if c.qualified), None)
-    if patient is not None and patient not in world.vip:
+    ordinary = (p for p, c in sorted(world.patients.items()) if c.qualified and p not in world.vip)
+    patient = next(ordinary, None)
+    if patient is not None:
         result.patient_app = Actor(f"patient.{patient}", "patient", patient=patient, always=True)
     return result
 

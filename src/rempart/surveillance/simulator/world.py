@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class World:
 
     def lab_staff(self) -> list[str]:
         return [s.practitioner for s in self.staff if s.kind == "lab"]
+
+    def reference_moment(self) -> datetime:
+        """Midnight UTC at the reference date."""
+        return datetime.combine(self.reference, time(), UTC)
 
     def in_stay(self) -> list[str]:
         """Patients still in a service (an encounter without end), sorted."""
