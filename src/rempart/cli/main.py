@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=run_serve)
     demo_cmd = commands.add_parser("demo", parents=[common], help="a server with demo data")
     _server_options(demo_cmd)
+    demo.add_options(demo_cmd)
     demo_cmd.set_defaults(run=demo.run)
     keys_cmd = commands.add_parser("keys", help="data keys").add_subparsers(required=True)
     rotate = keys_cmd.add_parser("rotate", parents=[common], help="new data key, re-encrypt rows")
