@@ -52,7 +52,9 @@ class Samples:
     rows: list[tuple[float, float, int, str]] = field(default_factory=list)
     measuring: bool = False
 
-    def __call__(self, stamp: Stamp, method: str, path: str, status: int, rid: str, ms: float):  # type: ignore[no-untyped-def]
+    def __call__(
+        self, stamp: Stamp, method: str, path: str, status: int, request_id: str, ms: float
+    ) -> None:
         if self.measuring and stamp.scenario != "login":
             self.rows.append((time.monotonic() - self.started, ms, status, stamp.scenario))
 

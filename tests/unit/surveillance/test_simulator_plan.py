@@ -4,12 +4,14 @@ and only loopback servers are accepted."""
 
 from __future__ import annotations
 
+from datetime import date
 from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from rempart.errors import RempartError
+from rempart.surveillance.simulator.accounts import account_end
 from rempart.surveillance.simulator.actors import Cast, cast
 from rempart.surveillance.simulator.plan import plan, scenarios
 from rempart.surveillance.simulator.simulation import check_loopback
@@ -88,3 +90,10 @@ def test_world_reads_the_roster(world: World, tmp_path: Path) -> None:
     assert len(world.patients) == 30 and world.names and world.care_of
     with pytest.raises(FileNotFoundError):
         load_world(tmp_path)
+
+
+def test_contract_ends_move_to_today() -> None:
+    reference, today = date(2026, 1, 15), date(2026, 11, 23)
+    assert account_end(None, reference, today) is None
+    assert account_end("2025-11-01", reference, today) == "2026-09-09"  # left: still past
+    assert account_end("2026-05-01", reference, today) == "2027-03-09"  # still there
