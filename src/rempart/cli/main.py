@@ -1,5 +1,5 @@
 """``rempart``: serve, demo, keys rotate, keys rotate-signing, clients add, users add,
-audit verify, audit export, audit purge, synth, import.
+audit verify, audit export, audit purge, synth, import, simulate.
 
 Every command takes ``--data-dir`` (default ``./rempart-data``) or ``--database``,
 also read from ``REMPART_DATA_DIR`` and ``REMPART_DATABASE_URL``.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
-from rempart.cli import accounts, audit, demo, importer, keys, synth, token
+from rempart.cli import accounts, audit, demo, importer, keys, simulate, synth, token
 from rempart.config import Settings, load_settings
 from rempart.errors import RempartError
 from rempart.security.oauth.signing import SigningKeys
@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=run_serve)
     demo_cmd = commands.add_parser("demo", parents=[common], help="a server with demo data")
     _server_options(demo_cmd)
+    demo.add_options(demo_cmd)
     demo_cmd.set_defaults(run=demo.run)
     keys_cmd = commands.add_parser("keys", help="data keys").add_subparsers(required=True)
     rotate = keys_cmd.add_parser("rotate", parents=[common], help="new data key, re-encrypt rows")
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_parsers(commands)
     synth.add_parsers(commands)
     importer.add_parsers(commands, common)
+    simulate.add_parsers(commands, common)
     return parser
 
 
