@@ -113,6 +113,13 @@ def markdown(doc: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
+def keep(path: Path, key: str, doc: dict[str, Any]) -> None:
+    """The latest run of each backend and concurrency, side by side in one file."""
+    runs = json.loads(path.read_text()) if path.exists() else {}
+    runs[key] = {k: v for k, v in doc.items() if k != "rounds"}
+    path.write_text(json.dumps(runs, indent=2, sort_keys=True))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.out / f"audit-{args.backend}"
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
     stem.with_suffix(".md").write_text(markdown(doc))
+    keep(args.out / "audit.json", f"{args.backend}-c{args.connections}", doc)
     print(markdown(doc))
     return 0
 
