@@ -23,9 +23,13 @@ class FlakySink:
         self.appended: list[Mapping[str, Any]] = []
         self.calls = 0
         self.gate: asyncio.Event | None = None
+        self.failing: set[str] = set()
+        """Ids of events whose append fails at once, whatever ``down`` and ``gate`` say."""
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
         self.calls += 1
+        if any(e.get("id") in self.failing for e in events):
+            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable")
         if self.gate is not None:
             await self.gate.wait()
         if self.down:
@@ -95,5 +99,27 @@ def test_one_retry_at_a_time() -> None:
         sink.gate.set()
         await first
         assert [e.get("id") for e in sink.appended] == [None, "ran"]
+
+    asyncio.run(scenario())
+
+
+def test_events_that_failed_during_the_retry_are_written_after_it() -> None:
+    async def scenario() -> None:
+        sink = FlakySink()
+        trail = AuditTrail(sink, checkpoint_seconds=0)
+        sink.down = True
+        with pytest.raises(RempartError):
+            await trail.record([event("ran")])
+        sink.down, sink.gate = False, asyncio.Event()
+        trail._last_try -= trail_module.RETRY_SECONDS
+        retry = asyncio.create_task(trail.admit())
+        await asyncio.sleep(0)
+        sink.failing = {"in-flight"}  # admitted before the outage, fails meanwhile
+        with pytest.raises(RempartError):
+            await trail.record([event("in-flight")])
+        sink.failing = set()
+        sink.gate.set()
+        await retry
+        assert [e.get("id") for e in sink.appended] == [None, "ran", "in-flight"]
 
     asyncio.run(scenario())

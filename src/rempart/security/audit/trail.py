@@ -66,8 +66,9 @@ class AuditTrail:
             self._refused += 1
             raise unavailable()
         self._last_try, self._retrying = now, True
+        late = list(self._unwritten)
         try:  # one try at a time: a slow one (busy_timeout) must not be doubled
-            await self._sink.append_many([self._outage_event(), *self._unwritten])
+            await self._sink.append_many([self._outage_event(), *late])
         except RempartError:
             self._refused += 1
             raise
@@ -75,7 +76,11 @@ class AuditTrail:
             self._retrying = False
         self._appended = True
         log.warning("audit store available again; %d requests were refused", self._refused)
+        # Appends that failed while this one waited kept their events too: written next.
+        rest = self._unwritten[len(late) :]
         self._down_since, self._refused, self._unwritten, self._lost = None, 0, [], 0
+        if rest:
+            await self.record(rest)
 
     def _mark_down(self, events: Sequence[Mapping[str, Any]]) -> None:
         if self._down_since is None:
