@@ -32,18 +32,26 @@ TARGET_COST = 0.15
 
 
 def start_ungated(storage: servers.Storage) -> servers.Server:
+    return start_factory(storage, "ungated", "ungated_app:build")
+
+
+def start_factory(
+    storage: servers.Storage, name: str, factory: str, env: dict[str, str] | None = None
+) -> servers.Server:
+    """``bench/<factory>`` served by uvicorn on ``storage``, one worker, as ``rempart serve``
+    would serve it (httptools and uvloop when installed, no access log)."""
     port = servers.free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "--app-dir", str(servers.BENCH_DIR),
-        "--factory", "ungated_app:build", "--host", servers.HOST, "--port", str(port),
+        "--factory", factory, "--host", servers.HOST, "--port", str(port),
         "--no-access-log", "--no-server-header", "--log-level", "warning",
         *servers.uvicorn_impl_flags(),
     ]  # fmt: skip
-    env = dict(os.environ, REMPART_DATA_DIR=str(storage.data_dir))
+    env = dict(os.environ, **(env or {}), REMPART_DATA_DIR=str(storage.data_dir))
     if storage.pg_url:
         env["REMPART_DATABASE_URL"] = storage.pg_url
         env["REMPART_PG_SCHEMA"] = str(storage.schema)
-    server = servers.Server("ungated", argv, env, storage.data_dir / "ungated.log")
+    server = servers.Server(name, argv, env, storage.data_dir / f"{name}.log")
     server.wait_ready("/healthz")
     return server
 
@@ -62,21 +70,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ungated.headers = gated.headers  # same bytes on the wire; nobody checks them
         lua = loadgen.script("read", storage.data_dir)
         load = loadgen.Load(args.connections, args.duration, args.warmup)
-        rounds: dict[str, list[dict[str, Any]]] = {"gated": [], "ungated": []}
-        for _ in range(args.rounds):
-            for name, server in (("gated", gated), ("ungated", ungated)):
-                url = f"http://{servers.HOST}:{server.port}"
-                result = loadgen.measure(url, lua, paths, load, server.process.pid, server.headers)
-                server.check_alive()
-                rounds[name].append(result)
-                print(f"   {name:8} {result['rps']:>9,.0f} req/s  p50 {result['p50_ms']:.2f}  "
-                      f"p99 {result['p99_ms']:.2f} ms  errors {result['errors_status']}/"
-                      f"{result['errors_socket']}", flush=True)  # fmt: skip
+        pair = [("gated", gated), ("ungated", ungated)]
+        rounds = alternate(pair, lua, paths, load, args.rounds)
         return _summary(args, rounds)
     finally:
         for server in started:
             server.stop()
         storage.drop()
+
+
+def alternate(
+    pair: list[tuple[str, servers.Server]],
+    lua: Path,
+    paths: Path,
+    load: loadgen.Load,
+    count: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """``count`` rounds of wrk on each server in turn (A, B, A, B…), so that drift on
+    this shared machine hits both alike; each server's results in order."""
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in pair}
+    for _ in range(count):
+        for name, server in pair:
+            url = f"http://{servers.HOST}:{server.port}"
+            result = loadgen.measure(url, lua, paths, load, server.process.pid, server.headers)
+            server.check_alive()
+            rounds[name].append(result)
+            print(f"   {name:8} {result['rps']:>9,.0f} req/s  p50 {result['p50_ms']:.2f}  "
+                  f"p99 {result['p99_ms']:.2f} ms  errors {result['errors_status']}/"
+                  f"{result['errors_socket']}", flush=True)  # fmt: skip
+    return rounds
 
 
 def _summary(args: argparse.Namespace, rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

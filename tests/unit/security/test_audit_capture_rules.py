@@ -198,7 +198,8 @@ def test_a_failing_store_refuses_then_recovers_with_an_outage_event(
         await trail.close()
 
     asyncio.run(scenario())
-    outage = sink.appended[-1]
+    *_, outage, kept = sink.appended
     assert outage["subtype"][0]["code"] == "audit-outage"
     assert "5 requests refused" in outage["outcomeDesc"]
+    assert kept == {"n": 2}  # the request that ran while the store failed
     assert sink.checkpoints == 1  # the last one, at close

@@ -7,6 +7,12 @@ serving them unaudited; at most once a second, one request tries again by append
 an event that says the store was unavailable, from when, and how many requests were
 refused meanwhile. If that append succeeds, the trail is up again and the request
 goes on.
+
+A request whose events could not be committed had already run: a write it made stays
+made (the audit store is not the resource store; no transaction spans both), though
+its caller got a 503. So its events are kept in memory (up to :data:`KEPT`) and
+appended right after the outage event: the chain tells what was done during the
+outage, unless the process stops before the store is back.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from rempart.security.audit.ports import AuditSink
 
 log = logging.getLogger("rempart.security")
 RETRY_SECONDS = 1.0
+KEPT = 10_000
+"""Events of requests that ran while the store was failing, kept for when it is back."""
 
 
 class AuditTrail:
@@ -33,6 +41,9 @@ class AuditTrail:
         self._down_since: str | None = None
         self._refused = 0
         self._last_try = 0.0
+        self._retrying = False
+        self._unwritten: list[Mapping[str, Any]] = []
+        self._lost = 0
         self._appended = False
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -41,7 +52,7 @@ class AuditTrail:
         try:
             await self._sink.append_many(events)
         except RempartError:
-            self._mark_down()
+            self._mark_down(events)
             raise
         self._appended = True
 
@@ -51,20 +62,35 @@ class AuditTrail:
         if self._down_since is None:
             return
         now = time.monotonic()
-        if now - self._last_try < RETRY_SECONDS:
+        if self._retrying or now - self._last_try < RETRY_SECONDS:
             self._refused += 1
             raise unavailable()
-        self._last_try = now
-        await self.record([self._outage_event()])
+        self._last_try, self._retrying = now, True
+        late = list(self._unwritten)
+        try:  # one try at a time: a slow one (busy_timeout) must not be doubled
+            await self._sink.append_many([self._outage_event(), *late])
+        except RempartError:
+            self._refused += 1
+            raise
+        finally:
+            self._retrying = False
+        self._appended = True
         log.warning("audit store available again; %d requests were refused", self._refused)
-        self._down_since, self._refused = None, 0
+        # Appends that failed while this one waited kept their events too: written next.
+        rest = self._unwritten[len(late) :]
+        self._down_since, self._refused, self._unwritten, self._lost = None, 0, [], 0
+        if rest:
+            await self.record(rest)
 
-    def _mark_down(self) -> None:
+    def _mark_down(self, events: Sequence[Mapping[str, Any]]) -> None:
         if self._down_since is None:
             self._down_since = _now()
             self._last_try = time.monotonic()
             log.error("audit store unavailable: requests are refused until it is back")
         self._refused += 1
+        room = max(KEPT - len(self._unwritten), 0)
+        self._unwritten += events[:room]
+        self._lost += max(len(events) - room, 0)
 
     def _outage_event(self) -> dict[str, Any]:
         return {
@@ -76,7 +102,9 @@ class AuditTrail:
             "outcome": "8",
             "outcomeDesc": (
                 f"audit store unavailable since {self._down_since}; "
-                f"{self._refused} requests refused with 503"
+                f"{self._refused} requests refused with 503; the {len(self._unwritten)} "
+                "events after this one are of requests that ran then and were answered 503"
+                + (f"; {self._lost} more such events were not kept" if self._lost else "")
             ),
             "agent": [{"who": {"display": "rempart"}, "requestor": False}],
             "source": SOURCE,
