@@ -18,7 +18,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
-from test_audit_verify import run_verify
+from audit_kit import run_verify
 
 from conftest import ServerProcess, bearer, mint_token
 from rempart.config import Settings

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from audit_kit import run_verify
 
 from rempart.config import Settings, StorageSettings
 from rempart.storage.open_audit import open_audit_signer, open_audit_store
@@ -45,17 +46,6 @@ async def fill(settings: Settings) -> None:
         await store.append_many([event(11), event(12)])
     finally:
         await store.close()
-
-
-def run_verify(settings: Settings) -> tuple[int, dict[str, Any]]:
-    cmd = [sys.executable, "-m", "rempart.cli", "audit", "verify"]
-    cmd += ["--data-dir", str(settings.storage.data_dir)]
-    if settings.storage.database_url:
-        cmd += ["--database", settings.storage.database_url]
-    env = {**os.environ, "REMPART_PG_SCHEMA": settings.storage.postgres_schema}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert done.stderr == ""
-    return done.returncode, json.loads(done.stdout)
 
 
 class Database:
