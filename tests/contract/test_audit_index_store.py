@@ -199,3 +199,15 @@ async def forget_index(request: pytest.FixtureRequest, tmp_path: Path) -> None:
         for sql in statements:
             conn.execute(sql)
     conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_nul_a_caller_put_in_a_name_does_not_stop_the_audit(store: AuditStore) -> None:
+    """A path or a claimed client id may hold NUL; PostgreSQL text cannot (the fuzz tests
+    found that it made every append fail, refusing service with 503)."""
+    hostile = event(1, "p1", "evil\x00client", "read", "4")
+    hostile["entity"][0]["what"]["reference"] = "Patient/\x00"
+    [seq] = await store.append_many([hostile])
+    page = await store.search(query(agent=("evil\ufffdclient",)))
+    assert [hit.seq for hit in page.hits] == [seq]
+    assert b"evil\\u0000client" in page.hits[0].body  # the record keeps what was sent

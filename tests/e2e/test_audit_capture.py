@@ -256,3 +256,31 @@ def change_one_byte(settings: Settings, seq: int, marker: bytes) -> None:
             "convert_from(body, 'UTF8'), %s, %s), 'UTF8') WHERE seq = %s",
             (marker.decode(), marker.decode()[:-1] + "6", seq),
         )
+
+
+def test_hostile_names_are_recorded_without_stopping_the_audit(
+    server: ServerProcess, settings: Settings
+) -> None:
+    """A claimed client id with a lone surrogate or a NUL (in an unverified assertion, a
+    form, a path) must be recorded, and must not make the append fail for everyone."""
+
+    def segment(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    claims = '{"iss":"\\ud800ev\\u0000il"}'
+    assertion = ".".join([segment('{"alg":"RS384"}'), segment(claims), segment("sig")])
+    token_url = server.base.removesuffix("/fhir") + "/auth/token"
+    form = {"grant_type": "client_credentials", "client_assertion": assertion}
+    with httpx.Client(timeout=30) as http:
+        assert http.post(token_url, data=form).status_code in (400, 401)
+        assert http.post(token_url, data={"client_id": "a\x00b"}).status_code in (400, 401)
+        auth = bearer(mint_token(settings, server.base))
+        assert http.get(f"{server.base}/Patient/%00", headers=auth).status_code in (400, 404)
+        assert http.get(f"{server.base}/Patient", headers=auth).status_code == 200
+    server.stop()
+    clients = [
+        e["agent"][0]["who"].get("identifier", {}).get("value")
+        for _, _, e in asyncio.run(stored(settings))
+    ]
+    assert "?ev\x00il" in clients and "a\x00b" in clients
+    assert run_verify(settings)[0] == 0

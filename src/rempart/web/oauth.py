@@ -220,8 +220,11 @@ def _oauth_error(request: Request, error: OAuthError) -> Response:
 
 
 def _claimed(value: str | None) -> str | None:
-    """A name the caller gave, cut short, for the audit (not verified)."""
-    return value[:64] if value else None
+    """A name the caller gave, cut short, for the audit (not verified). A JSON claim may
+    hold a lone surrogate, which no UTF-8 encoder takes: it becomes ``?``."""
+    if not value:
+        return None
+    return value[:64].encode("utf-8", "replace").decode("utf-8")
 
 
 def _client_of(form: dict[str, str]) -> str | None:

@@ -203,3 +203,35 @@ def test_a_failing_store_refuses_then_recovers_with_an_outage_event(
     assert "5 requests refused" in outage["outcomeDesc"]
     assert kept == {"n": 2}  # the request that ran while the store failed
     assert sink.checkpoints == 1  # the last one, at close
+
+
+class PickySink(FlakySink):
+    """Refuses any group holding a poisoned event, as PostgreSQL refused a NUL."""
+
+    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
+        if any(event.get("poison") for event in events):
+            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable")
+        return await super().append_many(events)
+
+
+def test_an_event_the_store_refuses_does_not_block_the_trail_for_good(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(trail_module.time, "monotonic", lambda: clock[0])
+    sink = PickySink()
+    trail = AuditTrail(sink, 0)
+
+    async def scenario() -> None:
+        with pytest.raises(RempartError):
+            await trail.record([{"poison": True}])
+        clock[0] += 1.5
+        await trail.admit()  # the kept event is refused again; the outage event alone is not
+        await trail.record([{"n": 3}])
+
+    asyncio.run(scenario())
+    outage, after = sink.appended
+    assert outage["subtype"][0]["code"] == "audit-outage"
+    assert "the 0 events after this one" in outage["outcomeDesc"]
+    assert "1 more such events could not be kept or written" in outage["outcomeDesc"]
+    assert after == {"n": 3}

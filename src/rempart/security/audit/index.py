@@ -122,4 +122,8 @@ def _dict(value: object) -> Mapping[str, Any]:
 
 
 def _text(value: object) -> str | None:
-    return value[:MAX_VALUE] if isinstance(value, str) and value else None
+    """An indexable text: NUL, which PostgreSQL text cannot hold and a caller can put in a
+    path or a claimed client id, becomes U+FFFD (the record itself keeps it, escaped)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:MAX_VALUE].replace("\x00", "\ufffd")

@@ -68,7 +68,7 @@ class AuditTrail:
         self._last_try, self._retrying = now, True
         late = list(self._unwritten)
         try:  # one try at a time: a slow one (busy_timeout) must not be doubled
-            await self._sink.append_many([self._outage_event(), *late])
+            await self._retry(late)
         except RempartError:
             self._refused += 1
             raise
@@ -82,6 +82,19 @@ class AuditTrail:
         if rest:
             await self.record(rest)
 
+    async def _retry(self, late: list[Mapping[str, Any]]) -> None:
+        """The outage event and the kept events; if the store refuses them but takes the
+        outage event alone, one of the kept events was what it could not store (the store
+        was never down): they are counted as lost rather than blocking the trail for
+        good."""
+        try:
+            await self._sink.append_many([self._outage_event(len(late), self._lost), *late])
+        except RempartError:
+            if not late:
+                raise
+            await self._sink.append_many([self._outage_event(0, self._lost + len(late))])
+            log.error("audit store refused %d kept events; recorded as lost", len(late))
+
     def _mark_down(self, events: Sequence[Mapping[str, Any]]) -> None:
         if self._down_since is None:
             self._down_since = _now()
@@ -92,7 +105,7 @@ class AuditTrail:
         self._unwritten += events[:room]
         self._lost += max(len(events) - room, 0)
 
-    def _outage_event(self) -> dict[str, Any]:
+    def _outage_event(self, kept: int, lost: int) -> dict[str, Any]:
         return {
             "resourceType": "AuditEvent",
             "type": {"system": SUBTYPES, "code": "audit-outage"},
@@ -102,9 +115,9 @@ class AuditTrail:
             "outcome": "8",
             "outcomeDesc": (
                 f"audit store unavailable since {self._down_since}; "
-                f"{self._refused} requests refused with 503; the {len(self._unwritten)} "
+                f"{self._refused} requests refused with 503; the {kept} "
                 "events after this one are of requests that ran then and were answered 503"
-                + (f"; {self._lost} more such events were not kept" if self._lost else "")
+                + (f"; {lost} more such events could not be kept or written" if lost else "")
             ),
             "agent": [{"who": {"display": "rempart"}, "requestor": False}],
             "source": SOURCE,
