@@ -54,6 +54,10 @@ class AuditTrail:
         except RempartError:
             self._mark_down(events)
             raise
+        except Exception as exc:  # e.g. an event no encoder takes: its group failed with it
+            log.exception("audit append failed")
+            self._mark_down(events)
+            raise unavailable() from exc
         self._appended = True
 
     async def admit(self) -> None:
