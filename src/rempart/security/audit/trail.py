@@ -93,7 +93,7 @@ class AuditTrail:
         good."""
         try:
             await self._sink.append_many([self._outage_event(len(late), self._lost), *late])
-        except RempartError:
+        except Exception:  # refused by the store or by its encoder: the same remedy
             if not late:
                 raise
             await self._sink.append_many([self._outage_event(0, self._lost + len(late))])
