@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_group import EMPTY, GroupRows, Head, PreparedGroup
 from rempart.storage.audit_index_sql import (
     EVENT,
     INSERT_INDEX,
@@ -37,6 +39,7 @@ from rempart.storage.audit_index_sql import (
     search_sql,
     stored_events,
 )
+from rempart.storage.audit_writer import WriterThread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -108,7 +111,7 @@ def blob(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def _head(conn: sqlite3.Connection) -> tuple[int, bytes]:
+def _head(conn: sqlite3.Connection) -> Head:
     row = conn.execute(HEAD).fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), blob(row[1]))
 
@@ -117,9 +120,14 @@ class SqliteAuditStore:
     def __init__(self, path: Path, signer: CheckpointSigner | None) -> None:
         self._signer = signer
         self._writer = _connect(path)
+        # A multi-row INSERT keeps a statement journal (to undo it alone if a row
+        # fails); in a temporary file, that was an open, writes and a close per group.
+        self._writer.execute("PRAGMA temp_store = MEMORY")
         self._reader = _connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
+        self._thread = WriterThread("rempart-audit-writer")  # runs every write transaction
+        self._expected = EMPTY  # the head after this store's last append
         self._group = GroupCommit(self._write)
         self._path = path  # searches open their own connection (see search)
 
@@ -127,13 +135,14 @@ class SqliteAuditStore:
         return await self._group.append(events)
 
     async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
-        def insert(conn: sqlite3.Connection) -> list[int]:
-            records = chain(events, *_head(conn))
-            conn.executemany(INSERT, [(r.seq, r.body, r.prev_hash, r.hash) for r in records])
-            _write_index(conn, [r.seq for r in records], events)
-            return [record.seq for record in records]
+        # Encoded, hashed and indexed here, on the loop (see storage/audit_group.py).
+        group = PreparedGroup(events, self._expected)
+        rows = await self._transaction(functools.partial(_insert, group))
+        self._expected = rows.head
+        return rows.seqs
 
-        return await asyncio.to_thread(self._in_transaction, insert)
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        return self._thread.run(functools.partial(self._in_transaction, work))
 
     async def checkpoint(self) -> Checkpoint:
         signer = self._signer
@@ -145,7 +154,7 @@ class SqliteAuditStore:
             conn.execute(INSERT_CHECKPOINT, _checkpoint_row(checkpoint))
             return checkpoint
 
-        return await asyncio.to_thread(self._in_transaction, sign)
+        return await self._transaction(sign)
 
     def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -183,6 +192,7 @@ class SqliteAuditStore:
 
     async def close(self) -> None:
         await self._group.close()
+        self._thread.close()
         with self._lock:
             self._writer.close()
             self._reader.close()
@@ -197,7 +207,7 @@ class SqliteAuditStore:
             if current is None or seq > int(current):
                 conn.execute(INSERT_MARK, (name, seq, utc_now()))
 
-        await asyncio.to_thread(self._in_transaction, mark)
+        await self._transaction(mark)
 
     async def purge(self, through: int, removal: Removal) -> Purged:
         signer = self._signer
@@ -220,7 +230,7 @@ class SqliteAuditStore:
             conn.execute(INSERT_CHECKPOINT, _checkpoint_row(signer.sign(record.seq, record.hash)))
             return Purged(int(first), through, anchor, record.seq)
 
-        return await asyncio.to_thread(self._in_transaction, remove)
+        return await self._transaction(remove)
 
     # --- search (GET /fhir/AuditEvent): the index written with the records ---
 
@@ -288,6 +298,14 @@ def open_sqlite_audit(
     if signer is not None:  # a writer; verification (no signer) changes nothing
         store.reindex()
     return store
+
+
+def _insert(group: PreparedGroup, conn: sqlite3.Connection) -> GroupRows:
+    """The group after the head read under the write lock (``BEGIN IMMEDIATE``)."""
+    rows = group.rows(_head(conn))
+    for sql, params in rows.statements:
+        conn.execute(sql, params)
+    return rows
 
 
 def _write_index(
