@@ -119,10 +119,13 @@ def _head(conn: sqlite3.Connection) -> Head:
 class SqliteAuditStore:
     def __init__(self, path: Path, signer: CheckpointSigner | None) -> None:
         self._signer = signer
-        self._writer = _connect(path)
-        # A multi-row INSERT keeps a statement journal (to undo it alone if a row
-        # fails); in a temporary file, that was an open, writes and a close per group.
-        self._writer.execute("PRAGMA temp_store = MEMORY")
+        self._writer = _connect(path)  # waits busy_timeout for the write lock
+        self._eager = _connect(path)  # does not wait: see _begin_here
+        self._eager.execute("PRAGMA busy_timeout = 0")
+        for conn in (self._writer, self._eager):
+            # A multi-row INSERT keeps a statement journal (to undo it alone if a row
+            # fails); in a temporary file, that was an open, writes and a close a group.
+            conn.execute("PRAGMA temp_store = MEMORY")
         self._reader = _connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
@@ -137,9 +140,55 @@ class SqliteAuditStore:
     async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
         # Encoded, hashed and indexed here, on the loop (see storage/audit_group.py).
         group = PreparedGroup(events, self._expected)
-        rows = await self._transaction(functools.partial(_insert, group))
+        rows = self._begin_here(group)
+        if rows is None:  # the write lock is taken: the writer thread waits for it
+            rows = await self._transaction(functools.partial(_insert, group))
+        else:
+            await self._thread.run(self._commit_eager)
         self._expected = rows.head
         return rows.seqs
+
+    def _begin_here(self, group: PreparedGroup) -> GroupRows | None:
+        """The group's transaction up to its COMMIT, on the loop, if the write lock is
+        free right now; None if it is not (nothing done).
+
+        These statements only take a free lock and write to the page cache: C code
+        that does not wait, done here in one go. On the writer thread, each of them
+        released and took back the GIL, waiting each time for the loop to let it go:
+        that made every commit slower, and the answers waiting for it. The COMMIT and
+        its fsync, the slow part, stay on the writer thread (:meth:`_commit_eager`),
+        which releases ``_lock`` afterwards.
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        conn = self._eager
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: SQLITE_BUSY at once if taken
+        except sqlite3.OperationalError:
+            self._lock.release()
+            return None
+        try:
+            return _insert(group, conn)
+        except BaseException as exc:  # nothing may leave the lock held
+            self._end_eager(rollback=True)
+            if isinstance(exc, sqlite3.Error):
+                raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+            raise
+
+    def _commit_eager(self) -> None:
+        try:
+            self._eager.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._end_eager(rollback=True)
+            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+        self._end_eager(rollback=False)
+
+    def _end_eager(self, rollback: bool) -> None:
+        try:
+            if rollback and self._eager.in_transaction:
+                self._eager.execute("ROLLBACK")
+        finally:
+            self._lock.release()
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         return self._thread.run(functools.partial(self._in_transaction, work))
@@ -195,6 +244,7 @@ class SqliteAuditStore:
         self._thread.close()
         with self._lock:
             self._writer.close()
+            self._eager.close()
             self._reader.close()
 
     async def export_mark(self, name: str) -> int | None:
