@@ -11,8 +11,8 @@ the store reads the real head and :meth:`PreparedGroup.rows` chains the group ag
 only if another process (or a failed commit) moved it meanwhile. One chain for all
 processes, as before: what is inserted always follows the head read under the lock.
 
-Each table gets one multi-row ``INSERT`` (per :data:`CHUNK` rows) instead of an
-``executemany``: one statement step, one GIL release, instead of one per row.
+On SQLite each table gets one multi-row ``INSERT`` (per :data:`CHUNK` rows) instead of
+an ``executemany``: one statement step, one GIL release, instead of one per row.
 """
 
 from __future__ import annotations
@@ -44,8 +44,20 @@ class GroupRows:
     head: Head
     """The head once the group is in."""
     seqs: list[int]
-    statements: list[Statement]
-    """Multi-row ``INSERT`` statements (``?`` placeholders) and their parameters."""
+    events: list[Row]
+    """``audit_event`` rows: seq, body, prev_hash, hash."""
+    index: list[Row]
+    """``audit_index`` rows, as :func:`~rempart.storage.audit_index_sql.index_rows`."""
+    refs: list[Row]
+    """``audit_ref`` rows, likewise."""
+
+    def statements(self) -> list[Statement]:
+        """Multi-row ``INSERT`` statements (``?`` placeholders) and their parameters."""
+        return [
+            *insert_statements(INSERT_EVENT, self.events),
+            *insert_statements(INSERT_INDEX, self.index),
+            *insert_statements(INSERT_REF, self.refs),
+        ]
 
 
 class PreparedGroup:
@@ -65,13 +77,8 @@ class PreparedGroup:
         seqs = [record.seq for record in records]
         index, refs = key_rows(seqs, self.keys)
         events = [(r.seq, r.body, r.prev_hash, r.hash) for r in records]
-        statements = [
-            *insert_statements(INSERT_EVENT, events),
-            *insert_statements(INSERT_INDEX, index),
-            *insert_statements(INSERT_REF, refs),
-        ]
         head = (records[-1].seq, records[-1].hash) if records else after
-        return GroupRows(after, head, seqs, statements)
+        return GroupRows(after, head, seqs, events, index, refs)
 
 
 def insert_statements(insert: str, rows: Sequence[Row]) -> Iterator[Statement]:

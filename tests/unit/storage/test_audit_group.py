@@ -29,7 +29,7 @@ EVENTS = [
 def inserted(group: PreparedGroup, head: tuple[int, bytes]) -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
     conn.executescript(SCHEMA + SQLITE_INDEX_SCHEMA)
-    for sql, params in group.rows(head).statements:
+    for sql, params in group.rows(head).statements():
         conn.execute(sql, params)
     return conn
 

@@ -12,7 +12,6 @@ anchors the remaining chain (docs/audit-export.md).
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -54,6 +53,18 @@ INSERT_CHECKPOINT = (
 )
 PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > %s ORDER BY seq LIMIT %s"
 CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
+UNNEST = (
+    "INSERT INTO audit_event (seq, body, prev_hash, hash)"
+    " SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[], %s::bytea[])",
+    "INSERT INTO audit_index (seq, recorded, type, subtype, action, outcome, request_id)"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[])",
+    "INSERT INTO audit_ref (kind, value, recorded, seq)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])",
+)
+"""A group's rows, a table a statement, one array parameter per column. A multi-row
+``VALUES`` has as many parameters as values: psycopg parses such a statement again at
+every call (it caches only those with at most 50 parameters)."""
 BATCH = 1000
 FIRST = -(2**63)
 EXPORT_SCHEMA = """
@@ -104,8 +115,11 @@ class PostgresAuditStore:
             ):
                 await conn.execute(CHAIN_LOCK, (self._chain_key,))
                 rows = group.rows(await _head(conn))  # read under the lock
-                for sql, params in rows.statements:
-                    await conn.execute(_pg(sql), params)
+                for sql, table in zip(UNNEST, (rows.events, rows.index, rows.refs), strict=True):
+                    if table:  # one array per column: one short statement a table
+                        await conn.execute(
+                            sql, [list(column) for column in zip(*table, strict=True)]
+                        )
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable() from exc
         self._expected = rows.head
@@ -264,7 +278,6 @@ def _pipeline(conn: psycopg.AsyncConnection[Any]) -> AbstractAsyncContextManager
     return conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
 
 
-@functools.lru_cache(maxsize=512)  # the multi-row inserts of audit_group, by size
 def _pg(sql: str) -> str:
     """``?`` placeholders (the shared SQL's) as psycopg's ``%s``."""
     return sql.replace("?", "%s")

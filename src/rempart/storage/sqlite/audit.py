@@ -353,7 +353,7 @@ def open_sqlite_audit(
 def _insert(group: PreparedGroup, conn: sqlite3.Connection) -> GroupRows:
     """The group after the head read under the write lock (``BEGIN IMMEDIATE``)."""
     rows = group.rows(_head(conn))
-    for sql, params in rows.statements:
+    for sql, params in rows.statements():
         conn.execute(sql, params)
     return rows
 
