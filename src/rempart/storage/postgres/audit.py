@@ -55,14 +55,15 @@ PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > %s ORDER 
 CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
 UNNEST = (
     "INSERT INTO audit_event (seq, body, prev_hash, hash)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[], %s::bytea[])",
+    " SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[], %b::bytea[])",
     "INSERT INTO audit_index (seq, recorded, type, subtype, action, outcome, request_id)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[])",
+    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[])",
     "INSERT INTO audit_ref (kind, value, recorded, seq)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])",
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[])",
 )
-"""A group's rows, a table a statement, one array parameter per column. A multi-row
+"""A group's rows, a table a statement, one array parameter per column, sent in binary
+(``%b``: as text, psycopg escapes each element with a regular expression). A multi-row
 ``VALUES`` has as many parameters as values: psycopg parses such a statement again at
 every call (it caches only those with at most 50 parameters)."""
 BATCH = 1000
