@@ -25,6 +25,7 @@ Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 class WriterThread:
     def __init__(self, name: str) -> None:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._pending = 0  # jobs run() and not yet settled; counted on the loop's thread
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -32,8 +33,14 @@ class WriterThread:
         """``work()`` on the writer thread; its result (or exception) in the future."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._pending += 1
         self._jobs.put((work, future, loop))
         return future
+
+    @property
+    def idle(self) -> bool:
+        """No job queued or running (as seen from the event loop)."""
+        return self._pending == 0
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -43,18 +50,18 @@ class WriterThread:
             except Exception as exc:  # noqa: BLE001 - raised to the caller, in its loop
                 outcome = (False, exc)
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, *outcome)
+                loop.call_soon_threadsafe(self._settle, future, *outcome)
 
     def close(self) -> None:
         """Run the jobs already queued, then stop."""
         self._jobs.put(None)
         self._thread.join()
 
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller was cancelled; its transaction ran all the same
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+    def _settle(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+        self._pending -= 1
+        if future.done():  # the caller was cancelled; its transaction ran all the same
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

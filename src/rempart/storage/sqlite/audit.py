@@ -159,7 +159,9 @@ class SqliteAuditStore:
         its fsync, the slow part, stay on the writer thread (:meth:`_commit_eager`),
         which releases ``_lock`` afterwards.
         """
-        if not self._lock.acquire(blocking=False):
+        # Only when the writer thread has nothing to do: a job queued before the
+        # COMMIT's would wait for _lock, which only the COMMIT's job releases.
+        if not self._thread.idle or not self._lock.acquire(blocking=False):
             return None
         conn = self._eager
         try:
