@@ -1,9 +1,10 @@
 """A group of audit events made ready to insert before it is handed to the writer.
 
 Encoding (canonical JSON), index keys, hashes and statement parameters are Python
-work. Done here in bulk, on the event loop, before the hand-off, the store's writer (a
-thread for SQLite) runs almost only the database's C code, so it seldom has to wait for
-the GIL while requests are being served, nor hold it up.
+work. Done on the event loop before the transaction (the encoding and index keys even
+as each append arrives, :func:`encode`), the store's writer (a thread for SQLite) runs
+almost only the database's C code, so it seldom has to wait for the GIL while requests
+are being served, nor hold it up.
 
 The hashes need the head of the chain, which only the write lock makes certain. A
 group is chained after the head this store last wrote (``expected``); under the lock,
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from rempart.security.audit.index import index_of
+from rempart.security.audit.index import IndexRow, index_of
 from rempart.security.audit.records import GENESIS, canonical, chain_bodies
 from rempart.storage.audit_index_sql import INSERT_INDEX, INSERT_REF, Row, key_rows
 
@@ -60,10 +61,20 @@ class GroupRows:
         ]
 
 
+Encoded = tuple[bytes, IndexRow]
+"""An event's canonical body and its index keys."""
+
+
+def encode(events: Sequence[Mapping[str, Any]]) -> list[Encoded]:
+    """Done by each append as it arrives, while the previous group commits, rather
+    than by the group's transaction: the events wait for that commit anyway."""
+    return [(canonical(event), index_of(event)) for event in events]
+
+
 class PreparedGroup:
-    def __init__(self, events: Sequence[Mapping[str, Any]], expected: Head) -> None:
-        self.bodies = [canonical(event) for event in events]
-        self.keys = [index_of(event) for event in events]
+    def __init__(self, encoded: Sequence[Encoded], expected: Head) -> None:
+        self.bodies = [body for body, _ in encoded]
+        self.keys = [key for _, key in encoded]
         self._rows = self._chain(expected)
 
     def rows(self, head: Head) -> GroupRows:

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from rempart.security.audit.records import GENESIS, chain
-from rempart.storage.audit_group import CHUNK, EMPTY, PreparedGroup, multi_row
+from rempart.storage.audit_group import CHUNK, EMPTY, PreparedGroup, encode, multi_row
 from rempart.storage.audit_index_sql import SQLITE_INDEX_SCHEMA, index_rows
 from rempart.storage.audit_writer import WriterThread
 from rempart.storage.sqlite.audit import SCHEMA
@@ -38,7 +38,7 @@ def inserted(group: PreparedGroup, head: tuple[int, bytes]) -> sqlite3.Connectio
 def test_rows_are_those_of_chain_and_index_rows_after_the_head_given(
     head: tuple[int, bytes],
 ) -> None:
-    group = PreparedGroup(EVENTS, expected=(3, GENESIS))  # another writer moved the head
+    group = PreparedGroup(encode(EVENTS), expected=(3, GENESIS))  # another writer moved it
     conn = inserted(group, head)
     records = chain(EVENTS, *head)
     stored = conn.execute("SELECT seq, body, prev_hash, hash FROM audit_event ORDER BY seq")

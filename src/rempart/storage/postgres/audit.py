@@ -25,7 +25,7 @@ from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
-from rempart.storage.audit_group import EMPTY, Head, PreparedGroup
+from rempart.storage.audit_group import EMPTY, Encoded, Head, PreparedGroup, encode
 from rempart.storage.audit_index_sql import (
     EVENT,
     INSERT_INDEX,
@@ -98,12 +98,12 @@ class PostgresAuditStore:
         self._pool, self._signer = pool, signer
         self._chain_key = f"rempart-audit-chain:{schema}"
         self._expected = EMPTY  # the head after this store's last append
-        self._group = GroupCommit(self._write)
+        self._group: GroupCommit[Encoded] = GroupCommit(self._write)
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
-        return await self._group.append(events)
+        return await self._group.append(encode(events))
 
-    async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
+    async def _write(self, events: list[Encoded]) -> list[int]:
         group = PreparedGroup(events, self._expected)  # encoded, hashed, indexed up front
         try:
             # Pipelined: two round trips a group (BEGIN, the lock and the head read;

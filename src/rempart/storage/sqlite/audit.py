@@ -27,7 +27,7 @@ from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
-from rempart.storage.audit_group import EMPTY, GroupRows, Head, PreparedGroup
+from rempart.storage.audit_group import EMPTY, Encoded, GroupRows, Head, PreparedGroup, encode
 from rempart.storage.audit_index_sql import (
     EVENT,
     INSERT_INDEX,
@@ -131,14 +131,14 @@ class SqliteAuditStore:
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
         self._thread = WriterThread("rempart-audit-writer")  # runs every write transaction
         self._expected = EMPTY  # the head after this store's last append
-        self._group = GroupCommit(self._write)
+        self._group: GroupCommit[Encoded] = GroupCommit(self._write)
         self._path = path  # searches open their own connection (see search)
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
-        return await self._group.append(events)
+        return await self._group.append(encode(events))
 
-    async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
-        # Encoded, hashed and indexed here, on the loop (see storage/audit_group.py).
+    async def _write(self, events: list[Encoded]) -> list[int]:
+        # Chained here, on the loop; encoded when each append arrived (audit_group.py).
         group = PreparedGroup(events, self._expected)
         rows = self._begin_here(group)
         if rows is None:  # the write lock is taken: the writer thread waits for it
