@@ -3,7 +3,9 @@
 WAL with ``synchronous=FULL``: an append returns once its transaction is on disk.
 Each append takes the write lock up front (``BEGIN IMMEDIATE``), then reads the head
 and writes the records after it, so appends from other store instances and other
-processes on the same file queue on ``busy_timeout`` and form one chain. Append-only:
+processes on the same file queue on ``busy_timeout`` and form one chain (an append
+that finds the lock free runs on the event loop up to its COMMIT, which the writer
+thread runs: :meth:`SqliteAuditStore._begin_here`). Append-only:
 no statement changes a row, and the only deletes are :data:`PURGE`, run by
 :meth:`SqliteAuditStore.purge` under the same lock, after signing a checkpoint that
 anchors the remaining chain (docs/audit-export.md).
