@@ -115,6 +115,28 @@ async def test_concurrent_tasks_form_one_chain(store: AuditStore, keys: Path) ->
         ]
 
 
+@pytest.mark.anyio
+async def test_checkpoints_signed_while_appends_run_all_finish(
+    store: AuditStore, keys: Path
+) -> None:
+    """Signing shares the writer with the appends (on SQLite, its thread and lock):
+    neither may wait for the other forever."""
+
+    async def appends(t: int) -> None:
+        for n in range(10):
+            await store.append_many([event(n, f"task{t}")])
+
+    async def checkpoints() -> None:
+        for _ in range(10):
+            await store.checkpoint()
+            await asyncio.sleep(0)
+
+    tasks = asyncio.gather(*(appends(t) for t in range(8)), checkpoints())
+    await asyncio.wait_for(tasks, timeout=30)
+    _, verdict = await read_back(store, keys)
+    assert verdict.ok and verdict.records == 80
+
+
 def test_two_instances_in_threads_form_one_chain(opener: Opener, keys: Path) -> None:
     """Two store instances on one database, each on its own thread and event loop (its
     own connections): the lock of the database, not of the instance, keeps one chain."""

@@ -9,17 +9,17 @@ one transaction makes that one commit, and one fsync, per group instead of per e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-Event = Mapping[str, Any]
-Write = Callable[[list[Event]], Awaitable[list[int]]]
+Event = TypeVar("Event")
+"""What the store appends: an event, or an event already encoded for it."""
 
 
-class GroupCommit:
+class GroupCommit(Generic[Event]):
     """Serializes the writes of one store instance and batches those that queue up."""
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Callable[[list[Event]], Awaitable[list[int]]]) -> None:
         self._write = write
         self._pending: list[tuple[list[Event], asyncio.Future[list[int]]]] = []
         self._flusher: asyncio.Task[None] | None = None

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from rempart.security.audit.index import index_of
+from rempart.security.audit.index import IndexRow, index_of
 from rempart.security.audit.ports import AuditQuery
 from rempart.storage.sql import Sql, join
 
@@ -56,10 +56,14 @@ def index_rows(
     seqs: Sequence[int], events: Iterable[Mapping[str, Any]]
 ) -> tuple[list[Row], list[Row]]:
     """The ``audit_index`` and ``audit_ref`` rows of ``events``, numbered ``seqs``."""
+    return key_rows(seqs, [index_of(event) for event in events])
+
+
+def key_rows(seqs: Iterable[int], keys: Iterable[IndexRow]) -> tuple[list[Row], list[Row]]:
+    """:func:`index_rows` of keys already read by :func:`index_of`."""
     rows: list[Row] = []
     refs: list[Row] = []
-    for seq, event in zip(seqs, events, strict=True):
-        key = index_of(event)
+    for seq, key in zip(seqs, keys, strict=True):
         rows.append(
             (seq, key.recorded, key.type, key.subtype, key.action, key.outcome, key.request_id)
         )

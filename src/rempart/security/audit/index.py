@@ -12,9 +12,8 @@ Any event is accepted, even one lacking most fields (the ``audit-outage`` event 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 PATIENT_CODE = "1"
 """``audit-entity-type`` 1 (Person) and ``object-role`` 1 (Patient): a patient entity."""
@@ -23,8 +22,7 @@ MAX_VALUE = 512
 """Longest indexed value; longer ones (never produced by the capture) are cut."""
 
 
-@dataclass(frozen=True)
-class IndexRow:
+class IndexRow(NamedTuple):  # a tuple: built for every event appended, cheaply
     recorded: int
     """``recorded`` in µs since the epoch (UTC); 0 if absent or unreadable."""
     type: str | None
@@ -37,16 +35,42 @@ class IndexRow:
 
 
 def index_of(event: Mapping[str, Any]) -> IndexRow:
-    refs = dict.fromkeys([*_patients(event), *_agents(event), *_entities(event)])
+    patients, entities, request_id = _scan_entities(_dicts(event.get("entity")))
+    refs = dict.fromkeys([*patients, *_agents(event), *entities])
     return IndexRow(
         recorded=recorded_micros(event.get("recorded")),
         type=_code(event.get("type")),
         subtype=_code(_first(event.get("subtype"))),
         action=_text(event.get("action")),
         outcome=_text(event.get("outcome")),
-        request_id=_request_id(event),
+        request_id=request_id,
         refs=tuple(refs),
     )
+
+
+Ref = tuple[str, str]
+
+
+def _scan_entities(entities: list[Mapping[str, Any]]) -> tuple[list[Ref], list[Ref], str | None]:
+    """Patients, entity references and the request id, in one pass over the entities
+    (it runs for every event appended)."""
+    patients: list[Ref] = []
+    references: list[Ref] = []
+    request_id: str | None = None
+    found_request = False
+    for entity in entities:
+        type_ = _code(entity.get("type"))
+        what = _dict(entity.get("what"))
+        reference = _text(what.get("reference"))
+        if reference:
+            if (type_ == PATIENT_CODE or _code(entity.get("role")) == PATIENT_CODE) and (
+                reference.startswith("Patient/")
+            ):
+                patients.append(("patient", patient_id(reference)))
+            references += [("entity", reference), ("entity", reference.split("/_history/", 1)[0])]
+        if type_ == "XrequestId" and not found_request:  # the first one, as before
+            request_id, found_request = _text(_dict(what.get("identifier")).get("value")), True
+    return patients, references, request_id
 
 
 def recorded_micros(value: object) -> int:
@@ -70,35 +94,12 @@ def patient_id(reference: str) -> str:
     return tail.split("/", 1)[0]
 
 
-def _patients(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for entity in _dicts(event.get("entity")):
-        if _code(entity.get("type")) == PATIENT_CODE or _code(entity.get("role")) == PATIENT_CODE:
-            reference = _text(_dict(entity.get("what")).get("reference"))
-            if reference and reference.startswith("Patient/"):
-                yield "patient", patient_id(reference)
-
-
 def _agents(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for agent in _dicts(event.get("agent")):
         who = _dict(agent.get("who"))
         for value in (who.get("reference"), _dict(who.get("identifier")).get("value")):
             if text := _text(value):
                 yield "agent", text
-
-
-def _entities(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    for entity in _dicts(event.get("entity")):
-        reference = _text(_dict(entity.get("what")).get("reference"))
-        if reference:
-            yield "entity", reference
-            yield "entity", reference.split("/_history/", 1)[0]
-
-
-def _request_id(event: Mapping[str, Any]) -> str | None:
-    for entity in _dicts(event.get("entity")):
-        if _code(entity.get("type")) == "XrequestId":
-            return _text(_dict(_dict(entity.get("what")).get("identifier")).get("value"))
-    return None
 
 
 def _code(value: object) -> str | None:

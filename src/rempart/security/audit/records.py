@@ -52,9 +52,13 @@ def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
 def chain(events: Sequence[Mapping[str, Any]], last_seq: int, head: bytes) -> list[StoredRecord]:
     """The records of ``events``, numbered and chained after record ``last_seq`` whose
     hash is ``head`` (``0`` and :data:`GENESIS` on an empty store)."""
+    return chain_bodies([canonical(event) for event in events], last_seq, head)
+
+
+def chain_bodies(bodies: Sequence[bytes], last_seq: int, head: bytes) -> list[StoredRecord]:
+    """:func:`chain` of bodies already encoded with :func:`canonical`."""
     records = []
-    for seq, event in enumerate(events, start=last_seq + 1):
-        body = canonical(event)
+    for seq, body in enumerate(bodies, start=last_seq + 1):
         digest = chain_hash(head, body)
         records.append(StoredRecord(seq, body, head, digest))
         head = digest

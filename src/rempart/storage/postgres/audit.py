@@ -11,7 +11,9 @@ anchors the remaining chain (docs/audit-export.md).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_group import EMPTY, Encoded, Head, PreparedGroup, encode
 from rempart.storage.audit_index_sql import (
     EVENT,
     INSERT_INDEX,
@@ -50,6 +53,19 @@ INSERT_CHECKPOINT = (
 )
 PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > %s ORDER BY seq LIMIT %s"
 CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
+UNNEST = (
+    "INSERT INTO audit_event (seq, body, prev_hash, hash)"
+    " SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[], %b::bytea[])",
+    "INSERT INTO audit_index (seq, recorded, type, subtype, action, outcome, request_id)"
+    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[])",
+    "INSERT INTO audit_ref (kind, value, recorded, seq)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[])",
+)
+"""A group's rows, a table a statement, one array parameter per column, sent in binary
+(``%b``: as text, psycopg escapes each element with a regular expression). A multi-row
+``VALUES`` has as many parameters as values: psycopg parses such a statement again at
+every call (it caches only those with at most 50 parameters)."""
 BATCH = 1000
 FIRST = -(2**63)
 EXPORT_SCHEMA = """
@@ -72,7 +88,7 @@ def _unavailable() -> RempartError:
     return RempartError(Category.UNAVAILABLE, "The audit store is unavailable")
 
 
-async def _head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, bytes]:
+async def _head(conn: psycopg.AsyncConnection[Any]) -> Head:
     row = await (await conn.execute(HEAD)).fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
 
@@ -81,23 +97,34 @@ class PostgresAuditStore:
     def __init__(self, pool: AsyncConnectionPool, schema: str, signer: CheckpointSigner | None):
         self._pool, self._signer = pool, signer
         self._chain_key = f"rempart-audit-chain:{schema}"
-        self._group = GroupCommit(self._write)
+        self._expected = EMPTY  # the head after this store's last append
+        self._group: GroupCommit[Encoded] = GroupCommit(self._write)
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
-        return await self._group.append(events)
+        return await self._group.append(encode(events))
 
-    async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
+    async def _write(self, events: list[Encoded]) -> list[int]:
+        group = PreparedGroup(events, self._expected)  # encoded, hashed, indexed up front
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            # Pipelined: two round trips a group (BEGIN, the lock and the head read;
+            # then the inserts and the COMMIT, whose answer the pipeline's end waits
+            # for) instead of one per statement.
+            async with (
+                self._pool.connection() as conn,
+                _pipeline(conn),
+                conn.transaction(),
+            ):
                 await conn.execute(CHAIN_LOCK, (self._chain_key,))
-                records = chain(events, *await _head(conn))
-                async with conn.cursor() as cursor:
-                    rows = [(r.seq, r.body, r.prev_hash, r.hash) for r in records]
-                    await cursor.executemany(INSERT, rows)
-                    await _write_index(cursor, [r.seq for r in records], events)
+                rows = group.rows(await _head(conn))  # read under the lock
+                for sql, table in zip(UNNEST, (rows.events, rows.index, rows.refs), strict=True):
+                    if table:  # one array per column: one short statement a table
+                        await conn.execute(
+                            sql, [list(column) for column in zip(*table, strict=True)]
+                        )
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable() from exc
-        return [record.seq for record in records]
+        self._expected = rows.head
+        return rows.seqs
 
     async def checkpoint(self) -> Checkpoint:
         if self._signer is None:
@@ -245,6 +272,11 @@ async def _write_index(
     await cursor.executemany(_pg(INSERT_INDEX), rows)
     if refs:
         await cursor.executemany(_pg(INSERT_REF), refs)
+
+
+def _pipeline(conn: psycopg.AsyncConnection[Any]) -> AbstractAsyncContextManager[object]:
+    """Pipeline mode where libpq has it (14 and later), else statement by statement."""
+    return conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
 
 
 def _pg(sql: str) -> str:

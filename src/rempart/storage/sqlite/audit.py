@@ -3,7 +3,9 @@
 WAL with ``synchronous=FULL``: an append returns once its transaction is on disk.
 Each append takes the write lock up front (``BEGIN IMMEDIATE``), then reads the head
 and writes the records after it, so appends from other store instances and other
-processes on the same file queue on ``busy_timeout`` and form one chain. Append-only:
+processes on the same file queue on ``busy_timeout`` and form one chain (an append
+that finds the lock free runs on the event loop up to its COMMIT, which the writer
+thread runs: :meth:`SqliteAuditStore._begin_here`). Append-only:
 no statement changes a row, and the only deletes are :data:`PURGE`, run by
 :meth:`SqliteAuditStore.purge` under the same lock, after signing a checkpoint that
 anchors the remaining chain (docs/audit-export.md).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -26,6 +29,7 @@ from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
 from rempart.storage.audit_batch import GroupCommit
+from rempart.storage.audit_group import EMPTY, Encoded, GroupRows, Head, PreparedGroup, encode
 from rempart.storage.audit_index_sql import (
     EVENT,
     INSERT_INDEX,
@@ -37,6 +41,7 @@ from rempart.storage.audit_index_sql import (
     search_sql,
     stored_events,
 )
+from rempart.storage.audit_writer import WriterThread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -108,7 +113,7 @@ def blob(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def _head(conn: sqlite3.Connection) -> tuple[int, bytes]:
+def _head(conn: sqlite3.Connection) -> Head:
     row = conn.execute(HEAD).fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), blob(row[1]))
 
@@ -116,24 +121,81 @@ def _head(conn: sqlite3.Connection) -> tuple[int, bytes]:
 class SqliteAuditStore:
     def __init__(self, path: Path, signer: CheckpointSigner | None) -> None:
         self._signer = signer
-        self._writer = _connect(path)
+        self._writer = _connect(path)  # waits busy_timeout for the write lock
+        self._eager = _connect(path)  # does not wait: see _begin_here
+        self._eager.execute("PRAGMA busy_timeout = 0")
+        for conn in (self._writer, self._eager):
+            # A multi-row INSERT keeps a statement journal (to undo it alone if a row
+            # fails); in a temporary file, that was an open, writes and a close a group.
+            conn.execute("PRAGMA temp_store = MEMORY")
         self._reader = _connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
-        self._group = GroupCommit(self._write)
+        self._thread = WriterThread("rempart-audit-writer")  # runs every write transaction
+        self._expected = EMPTY  # the head after this store's last append
+        self._group: GroupCommit[Encoded] = GroupCommit(self._write)
         self._path = path  # searches open their own connection (see search)
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
-        return await self._group.append(events)
+        return await self._group.append(encode(events))
 
-    async def _write(self, events: list[Mapping[str, Any]]) -> list[int]:
-        def insert(conn: sqlite3.Connection) -> list[int]:
-            records = chain(events, *_head(conn))
-            conn.executemany(INSERT, [(r.seq, r.body, r.prev_hash, r.hash) for r in records])
-            _write_index(conn, [r.seq for r in records], events)
-            return [record.seq for record in records]
+    async def _write(self, events: list[Encoded]) -> list[int]:
+        # Chained here, on the loop; encoded when each append arrived (audit_group.py).
+        group = PreparedGroup(events, self._expected)
+        rows = self._begin_here(group)
+        if rows is None:  # the write lock is taken: the writer thread waits for it
+            rows = await self._transaction(functools.partial(_insert, group))
+        else:
+            await self._thread.run(self._commit_eager)
+        self._expected = rows.head
+        return rows.seqs
 
-        return await asyncio.to_thread(self._in_transaction, insert)
+    def _begin_here(self, group: PreparedGroup) -> GroupRows | None:
+        """The group's transaction up to its COMMIT, on the loop, if the write lock is
+        free right now; None if it is not (nothing done).
+
+        These statements only take a free lock and write to the page cache: C code
+        that does not wait, done here in one go. On the writer thread, each of them
+        released and took back the GIL, waiting each time for the loop to let it go:
+        that made every commit slower, and the answers waiting for it. The COMMIT and
+        its fsync, the slow part, stay on the writer thread (:meth:`_commit_eager`),
+        which releases ``_lock`` afterwards.
+        """
+        # Only when the writer thread has nothing to do: a job queued before the
+        # COMMIT's would wait for _lock, which only the COMMIT's job releases.
+        if not self._thread.idle or not self._lock.acquire(blocking=False):
+            return None
+        conn = self._eager
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: SQLITE_BUSY at once if taken
+        except sqlite3.OperationalError:
+            self._lock.release()
+            return None
+        try:
+            return _insert(group, conn)
+        except BaseException as exc:  # nothing may leave the lock held
+            self._end_eager(rollback=True)
+            if isinstance(exc, sqlite3.Error):
+                raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+            raise
+
+    def _commit_eager(self) -> None:
+        try:
+            self._eager.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._end_eager(rollback=True)
+            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable") from exc
+        self._end_eager(rollback=False)
+
+    def _end_eager(self, rollback: bool) -> None:
+        try:
+            if rollback and self._eager.in_transaction:
+                self._eager.execute("ROLLBACK")
+        finally:
+            self._lock.release()
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        return self._thread.run(functools.partial(self._in_transaction, work))
 
     async def checkpoint(self) -> Checkpoint:
         signer = self._signer
@@ -145,7 +207,7 @@ class SqliteAuditStore:
             conn.execute(INSERT_CHECKPOINT, _checkpoint_row(checkpoint))
             return checkpoint
 
-        return await asyncio.to_thread(self._in_transaction, sign)
+        return await self._transaction(sign)
 
     def _in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -183,8 +245,10 @@ class SqliteAuditStore:
 
     async def close(self) -> None:
         await self._group.close()
+        self._thread.close()
         with self._lock:
             self._writer.close()
+            self._eager.close()
             self._reader.close()
 
     async def export_mark(self, name: str) -> int | None:
@@ -197,7 +261,7 @@ class SqliteAuditStore:
             if current is None or seq > int(current):
                 conn.execute(INSERT_MARK, (name, seq, utc_now()))
 
-        await asyncio.to_thread(self._in_transaction, mark)
+        await self._transaction(mark)
 
     async def purge(self, through: int, removal: Removal) -> Purged:
         signer = self._signer
@@ -220,7 +284,7 @@ class SqliteAuditStore:
             conn.execute(INSERT_CHECKPOINT, _checkpoint_row(signer.sign(record.seq, record.hash)))
             return Purged(int(first), through, anchor, record.seq)
 
-        return await asyncio.to_thread(self._in_transaction, remove)
+        return await self._transaction(remove)
 
     # --- search (GET /fhir/AuditEvent): the index written with the records ---
 
@@ -288,6 +352,14 @@ def open_sqlite_audit(
     if signer is not None:  # a writer; verification (no signer) changes nothing
         store.reindex()
     return store
+
+
+def _insert(group: PreparedGroup, conn: sqlite3.Connection) -> GroupRows:
+    """The group after the head read under the write lock (``BEGIN IMMEDIATE``)."""
+    rows = group.rows(_head(conn))
+    for sql, params in rows.statements():
+        conn.execute(sql, params)
+    return rows
 
 
 def _write_index(
