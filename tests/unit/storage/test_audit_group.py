@@ -7,6 +7,8 @@ import asyncio
 import functools
 import sqlite3
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ from rempart.security.audit.records import GENESIS, chain
 from rempart.storage.audit_group import CHUNK, EMPTY, PreparedGroup, encode, multi_row
 from rempart.storage.audit_index_sql import SQLITE_INDEX_SCHEMA, index_rows
 from rempart.storage.audit_writer import WriterThread
-from rempart.storage.sqlite.audit import SCHEMA
+from rempart.storage.sqlite.audit import SCHEMA, open_sqlite_audit
 
 EVENTS = [
     {
@@ -77,3 +79,24 @@ def test_the_writer_runs_jobs_in_order_on_one_thread_and_raises_their_errors() -
     assert results[:2] == [0, 1] and results[3] == 3
     assert isinstance(results[2], ValueError)
     assert seen == [(n, "test-writer") for n in range(4)]
+
+
+def test_the_wal_is_folded_by_a_thread_not_by_commits(tmp_path: Path) -> None:
+    """Commits never checkpoint (``wal_autocheckpoint = 0``, so an answer never waits for
+    one); the store's own thread folds the WAL into the database every second."""
+    path = tmp_path / "audit.db"
+
+    async def scenario() -> tuple[int, int]:
+        store = open_sqlite_audit(path, None)
+        try:
+            before = path.stat().st_size
+            await store.append_many([{"n": n, "pad": "x" * 2000} for n in range(300)])
+            deadline = time.monotonic() + 5
+            while path.stat().st_size <= before and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            return before, path.stat().st_size
+        finally:
+            await store.close()
+
+    before, after = asyncio.run(scenario())
+    assert after > before + 300 * 2000

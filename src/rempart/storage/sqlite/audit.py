@@ -14,6 +14,7 @@ anchors the remaining chain (docs/audit-export.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import os
@@ -118,6 +119,28 @@ def _head(conn: sqlite3.Connection) -> Head:
     return (0, GENESIS) if row is None else (int(row[0]), blob(row[1]))
 
 
+class WalFolder:
+    """Folds the WAL into the database every second (``PRAGMA wal_checkpoint(PASSIVE)``:
+    it never blocks writers or readers), on its own connection and thread."""
+
+    def __init__(self, path: Path, seconds: float = 1.0) -> None:
+        self._stop = threading.Event()
+        self._seconds = seconds
+        self._conn = _connect(path)
+        self._thread = threading.Thread(target=self._run, name="rempart-audit-wal", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            with contextlib.suppress(sqlite3.Error):  # busy: the next second will do
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+
+
 class SqliteAuditStore:
     def __init__(self, path: Path, signer: CheckpointSigner | None) -> None:
         self._signer = signer
@@ -128,6 +151,10 @@ class SqliteAuditStore:
             # A multi-row INSERT keeps a statement journal (to undo it alone if a row
             # fails); in a temporary file, that was an open, writes and a close a group.
             conn.execute("PRAGMA temp_store = MEMORY")
+            # The WAL is folded into the database by a thread of its own (below), not
+            # by the commit that crosses the threshold, which answers were waiting for.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._folder = WalFolder(path)
         self._reader = _connect(path)
         self._reader.execute("PRAGMA query_only = ON")
         self._lock = threading.Lock()  # one transaction at a time on the writer connection
@@ -246,6 +273,7 @@ class SqliteAuditStore:
     async def close(self) -> None:
         await self._group.close()
         self._thread.close()
+        self._folder.close()
         with self._lock:
             self._writer.close()
             self._eager.close()
