@@ -59,6 +59,17 @@ class Scenario(Protocol):
 ScenarioType = Callable[[World, Cast], Scenario]
 
 
+def in_care(
+    actors: Sequence[Actor], moment: datetime, rng: random.Random
+) -> tuple[Actor, str] | None:
+    """One of ``actors`` on duty at ``moment`` and a patient in their care, if any is."""
+    present = on_duty(actors, moment)
+    if not present:
+        return None
+    actor = rng.choice(present)
+    return actor, rng.choice(actor.care)
+
+
 def on_duty(actors: Sequence[Actor], moment: datetime) -> list[Actor]:
     return [a for a in actors if a.shift_start(moment) is not None]
 
@@ -82,11 +93,10 @@ class ClinicalReading:
         self.actors = cast.clinicians
 
     def action(self, moment: datetime, rng: random.Random) -> Action | None:
-        present = on_duty(self.actors, moment)
-        if not present:
+        chosen = in_care(self.actors, moment, rng)
+        if chosen is None:
             return None
-        actor = rng.choice(present)
-        patient = rng.choice(actor.care)
+        actor, patient = chosen
         method, path = read_record(patient, rng)
         return Action(moment, actor, self.name, self.label, method, path, patient)
 
@@ -101,11 +111,10 @@ class Prescribing:
         self.actors = [a for a in cast.clinicians if a.role == "physician"]
 
     def action(self, moment: datetime, rng: random.Random) -> Action | None:
-        present = on_duty(self.actors, moment)
-        if not present:
+        chosen = in_care(self.actors, moment, rng)
+        if chosen is None:
             return None
-        actor = rng.choice(present)
-        patient = rng.choice(actor.care)
+        actor, patient = chosen
         kind = rng.choice(SERVICES)
         encounter = self.world.last_encounter(patient)
         common = {
@@ -145,11 +154,10 @@ class VitalSigns:
         self.actors = [a for a in cast.clinicians if a.role == "nurse"]
 
     def action(self, moment: datetime, rng: random.Random) -> Action | None:
-        present = on_duty(self.actors, moment)
-        if not present:
+        chosen = in_care(self.actors, moment, rng)
+        if chosen is None:
             return None
-        actor = rng.choice(present)
-        patient = rng.choice(actor.care)
+        actor, patient = chosen
         encounter = self.world.last_encounter(patient)
         measurer = Measurer(rng, "sim", patient, encounter.encounter if encounter else "")
         body = rng.choice(list(measurer.vital_signs(moment, str(actor.practitioner))))
