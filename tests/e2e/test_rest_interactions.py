@@ -296,6 +296,10 @@ def test_metadata_lists_what_works(client: TestClient) -> None:
     params = {p["name"]: p["type"] for p in patient_entry["searchParam"]}
     assert params["birthdate"] == "date" and params["_id"] == "token"
     assert [op["name"] for op in patient_entry["operation"]] == ["everything"]
+    audit = next(r for r in resources if r["type"] == "AuditEvent")  # the audit trail's
+    assert [i["code"] for i in audit["interaction"]] == ["read", "search-type"]
+    assert {p["name"] for p in audit["searchParam"]} >= {"date", "patient", "agent", "entity"}
+    assert client.post("/fhir/AuditEvent", json={"resourceType": "AuditEvent"}).status_code == 405
     location = next(r for r in resources if r["type"] == "Location")
     # Location.near is special (geographic), not indexed: not advertised.
     assert "near" not in {p["name"] for p in location["searchParam"]}

@@ -1,7 +1,8 @@
 """The CapabilityStatement Rempart publishes at ``/metadata`` (FHIR R4 §3.1.0.14).
 
 It lists only what works: the interactions below are the ones ``rest/`` serves,
-for every R4 resource type. Extend it in the same change that adds a capability.
+for every R4 resource type but AuditEvent, which is the audit trail's. Extend it in
+the same change that adds a capability.
 """
 
 from __future__ import annotations
@@ -26,6 +27,27 @@ TYPE_INTERACTIONS = (
 SYSTEM_INTERACTIONS = ("history-system", "search-system", "batch", "transaction")
 SPECIAL = {"_id": "token", "_lastUpdated": "date", "_list": "special"}
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+AUDIT_PARAMS = {
+    "date": "date",
+    "patient": "reference",
+    "agent": "reference",
+    "entity": "reference",
+    "type": "token",
+    "subtype": "token",
+    "outcome": "token",
+    "action": "token",
+}
+AUDIT_EVENT: dict[str, Any] = {
+    "type": "AuditEvent",
+    "documentation": (
+        "The audit trail, read-only: served from the hash-chained audit store to tokens "
+        "holding system/rempart.audit (or user/rempart.audit, role security); a date "
+        "range is mandatory. Nobody writes AuditEvent through the API."
+    ),
+    "interaction": [{"code": "read"}, {"code": "search-type"}],
+    "searchParam": [{"name": name, "type": kind} for name, kind in AUDIT_PARAMS.items()],
+}
+"""AuditEvent is the audit trail's (``web/audit_search.py``), not a clinical resource."""
 
 
 def capability_statement(version: str, date: str) -> dict[str, Any]:
@@ -42,7 +64,10 @@ def capability_statement(version: str, date: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "resource": [_resource(type_) for type_ in sorted(RESOURCE_TYPES)],
+                "resource": [
+                    AUDIT_EVENT if type_ == "AuditEvent" else _resource(type_)
+                    for type_ in sorted(RESOURCE_TYPES)
+                ],
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
                 "searchParam": [
                     {"name": name, "type": type_}
