@@ -135,6 +135,10 @@ def play(server: ServerProcess, settings: Settings) -> tuple[Session, Counter[st
     statuses = Counter(s.call("GET", "Patient/pa", greedy).status_code for _ in range(GREEDY_READS))
     assert statuses[429] >= GREEDY_READS - CLIENT_BUDGET
     expected["pa"] += GREEDY_READS
+    assert s.call("GET", "Patient/pa/$everything", auth).status_code == 200
+    expected["pa"] += 1  # the operation's event, and one for pa
+    assert s.call("GET", "Observation/_history", auth).status_code == 200
+    expected.update(["pa", "pb"])
     answer = s.call("POST", "", auth, json=transaction()).json()
     created = answer["entry"][0]["response"]["location"].split("/")[1]
     expected[created] += 1  # the Bundle's event, and one for the patient it created
