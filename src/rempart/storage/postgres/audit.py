@@ -24,6 +24,7 @@ from rempart.errors import Category, RempartError
 from rempart.security.audit.checkpoints import CheckpointSigner
 from rempart.security.audit.ports import AuditHit, AuditPage, AuditQuery, Purged, Removal
 from rempart.security.audit.records import GENESIS, Checkpoint, StoredRecord, chain
+from rempart.storage import audit_sql as shared
 from rempart.storage.audit_batch import GroupCommit
 from rempart.storage.audit_group import EMPTY, Encoded, Head, PreparedGroup, encode
 from rempart.storage.audit_index_sql import (
@@ -37,7 +38,9 @@ from rempart.storage.audit_index_sql import (
     search_sql,
     stored_events,
 )
+from rempart.storage.audit_sql import BATCH, FIRST, FIRST_SEQ
 from rempart.storage.postgres.pool import open_schema_pool
+from rempart.storage.sql import as_psycopg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_event (
@@ -46,13 +49,16 @@ CREATE TABLE IF NOT EXISTS audit_checkpoint (
     count BIGINT NOT NULL, head_hash BYTEA NOT NULL, at TEXT NOT NULL, signature BYTEA NOT NULL);
 """
 CHAIN_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
-INSERT = "INSERT INTO audit_event (seq, body, prev_hash, hash) VALUES (%s, %s, %s, %s)"
-INSERT_CHECKPOINT = (
-    "INSERT INTO audit_checkpoint (count, head_hash, at, signature) VALUES (%s, %s, %s, %s)"
-)
-PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > %s ORDER BY seq LIMIT %s"
-CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
+HEAD = as_psycopg(shared.HEAD)
+INSERT = as_psycopg(shared.INSERT)
+INSERT_CHECKPOINT = as_psycopg(shared.INSERT_CHECKPOINT)
+PAGE = as_psycopg(shared.PAGE)
+CHECKPOINTS = as_psycopg(shared.CHECKPOINTS)
+EXPORT_MARK = as_psycopg(shared.EXPORT_MARK)
+INSERT_MARK = as_psycopg(shared.INSERT_MARK)
+HASH_OF = as_psycopg(shared.HASH_OF)
+SIGNED = as_psycopg(shared.SIGNED)
+PURGE = tuple(map(as_psycopg, shared.PURGE))
 UNNEST = (
     "INSERT INTO audit_event (seq, body, prev_hash, hash)"
     " SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[], %b::bytea[])",
@@ -66,22 +72,9 @@ UNNEST = (
 (``%b``: as text, psycopg escapes each element with a regular expression). A multi-row
 ``VALUES`` has as many parameters as values: psycopg parses such a statement again at
 every call (it caches only those with at most 50 parameters)."""
-BATCH = 1000
-FIRST = -(2**63)
 EXPORT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_export (name TEXT NOT NULL, seq BIGINT NOT NULL, at TEXT NOT NULL);
 """
-EXPORT_MARK = "SELECT max(seq) FROM audit_export WHERE name = %s"
-INSERT_MARK = "INSERT INTO audit_export (name, seq, at) VALUES (%s, %s, %s)"
-FIRST_SEQ = "SELECT min(seq) FROM audit_event"
-HASH_OF = "SELECT hash FROM audit_event WHERE seq = %s"
-SIGNED = "SELECT 1 FROM audit_checkpoint WHERE count = %s AND head_hash = %s"
-PURGE = (
-    "DELETE FROM audit_ref WHERE seq <= %s",
-    "DELETE FROM audit_index WHERE seq <= %s",
-    "DELETE FROM audit_event WHERE seq <= %s",
-)
-"""The only deletes: the records and their search index (``audit_index_sql``)."""
 
 
 def _unavailable() -> RempartError:
@@ -192,11 +185,11 @@ class PostgresAuditStore:
         sql, params = search_sql(query)
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                rows = await (await conn.execute(_pg(sql), params)).fetchall()
+                rows = await (await conn.execute(as_psycopg(sql), params)).fetchall()
                 total = None
                 if query.with_total:
                     sql, params = count_sql(query)
-                    found = await (await conn.execute(_pg(sql), params)).fetchone()
+                    found = await (await conn.execute(as_psycopg(sql), params)).fetchone()
                     total = int(found[0]) if found else 0
         except (psycopg.Error, TimeoutError) as exc:
             raise _unavailable() from exc
@@ -204,7 +197,7 @@ class PostgresAuditStore:
         return AuditPage(hits[: query.count], len(hits) > query.count, total)
 
     async def event(self, seq: int) -> bytes | None:
-        rows = await self._read(_pg(EVENT), (seq,))
+        rows = await self._read(as_psycopg(EVENT), (seq,))
         return bytes(rows[0][0]) if rows else None
 
     async def reindex(self) -> int:
@@ -215,7 +208,7 @@ class PostgresAuditStore:
             try:
                 async with self._pool.connection() as conn, conn.transaction():
                     await conn.execute(CHAIN_LOCK, (self._chain_key,))
-                    found = await conn.execute(_pg(UNINDEXED), (FIRST, BATCH))
+                    found = await conn.execute(as_psycopg(UNINDEXED), (FIRST, BATCH))
                     rows = await found.fetchall()
                     async with conn.cursor() as cursor:
                         await _write_index(cursor, *stored_events(rows))
@@ -269,16 +262,11 @@ async def _write_index(
 ) -> None:
     """The search index of the records just chained, in their transaction."""
     rows, refs = index_rows(seqs, events)
-    await cursor.executemany(_pg(INSERT_INDEX), rows)
+    await cursor.executemany(as_psycopg(INSERT_INDEX), rows)
     if refs:
-        await cursor.executemany(_pg(INSERT_REF), refs)
+        await cursor.executemany(as_psycopg(INSERT_REF), refs)
 
 
 def _pipeline(conn: psycopg.AsyncConnection[Any]) -> AbstractAsyncContextManager[object]:
     """Pipeline mode where libpq has it (14 and later), else statement by statement."""
     return conn.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
-
-
-def _pg(sql: str) -> str:
-    """``?`` placeholders (the shared SQL's) as psycopg's ``%s``."""
-    return sql.replace("?", "%s")

@@ -31,6 +31,7 @@ from rempart.storage import auth_sql
 from rempart.storage.auth_ports import AuthStore
 from rempart.storage.auth_sql import Change, Params, Row, SqlAuthStore
 from rempart.storage.postgres.pool import open_schema_pool
+from rempart.storage.sql import as_psycopg
 
 log = logging.getLogger("rempart.storage")
 BLOCK_AND_ANNOUNCE = (
@@ -44,10 +45,6 @@ TRUSTED_FOR = 2.0
 """Seconds the copy is used after the last proof; past that, the table is read."""
 
 
-def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
-
-
 def _unavailable() -> RempartError:
     return RempartError(Category.UNAVAILABLE, "The database is unavailable")
 
@@ -59,7 +56,7 @@ class PostgresRunner:
     async def rows(self, sql: str, params: Params) -> list[Row]:
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(_pg(sql), params)
+                cursor = await conn.execute(as_psycopg(sql), params)
                 return await cursor.fetchall()
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
@@ -67,7 +64,7 @@ class PostgresRunner:
     async def change(self, sql: str, params: Params) -> Change:
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(_pg(sql), params)
+                cursor = await conn.execute(as_psycopg(sql), params)
                 rows = await cursor.fetchall() if cursor.description else []
                 return Change(cursor.rowcount, rows)
         except psycopg.OperationalError as exc:

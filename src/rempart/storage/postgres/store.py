@@ -31,6 +31,7 @@ from rempart.storage.postgres.pool import open_schema_pool
 from rempart.storage.postgres.writes import Writes
 from rempart.storage.reach_sql import latest_within, reach_where, version_within
 from rempart.storage.search_run import RawResult, Steps, ids_matching, run_search
+from rempart.storage.sql import as_psycopg
 from rempart.storage.versioning import (
     COLUMNS,
     history_sql,
@@ -84,7 +85,7 @@ class PostgresStore:
             )
         else:
             sql, within = latest_within(reach, self._blind)
-            row = await self._one(_pg(sql), (type_, id_, *within))
+            row = await self._one(as_psycopg(sql), (type_, id_, *within))
         return open_row(self._keys, row) if row else None
 
     async def vread(
@@ -98,7 +99,7 @@ class PostgresStore:
             )
         else:
             sql, within = version_within(reach, self._blind)
-            row = await self._one(_pg(sql), (type_, id_, version, *within))
+            row = await self._one(as_psycopg(sql), (type_, id_, version, *within))
         return open_row(self._keys, row) if row else None
 
     async def history(self, query: HistoryQuery) -> list[StoredVersion]:
@@ -106,7 +107,7 @@ class PostgresStore:
         text, params = history_sql(query, within)
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(_pg(text), params)
+                cursor = await conn.execute(as_psycopg(text), params)
                 rows = await cursor.fetchall()
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
@@ -143,7 +144,7 @@ class PostgresStore:
         sql, params = ids_matching(query, self._blind, limit, reach)
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(_pg(sql), params, prepare=False)
+                cursor = await conn.execute(as_psycopg(sql), params, prepare=False)
                 return [(row[0], row[1]) for row in await cursor.fetchall()]
         except psycopg.OperationalError as exc:
             raise _unavailable() from exc
@@ -213,15 +214,11 @@ async def _drive(conn: psycopg.AsyncConnection[Any], steps: Steps) -> RawResult:
             # Never a prepared statement: after five runs PostgreSQL may switch to a
             # generic plan that ignores how selective the values are (measured at 10,000
             # resources: a reference+token search went from 1 ms to 20-25 ms).
-            cursor = await conn.execute(_pg(sql), params, prepare=False)
+            cursor = await conn.execute(as_psycopg(sql), params, prepare=False)
             sql, params = steps.send(await cursor.fetchall())
     except StopIteration as done:
         result: RawResult = done.value
         return result
-
-
-def _pg(text: str) -> str:
-    return text.replace("?", "%s")
 
 
 def _unavailable() -> RempartError:

@@ -42,6 +42,21 @@ from rempart.storage.audit_index_sql import (
     search_sql,
     stored_events,
 )
+from rempart.storage.audit_sql import (
+    BATCH,
+    CHECKPOINTS,
+    EXPORT_MARK,
+    FIRST,
+    FIRST_SEQ,
+    HASH_OF,
+    HEAD,
+    INSERT,
+    INSERT_CHECKPOINT,
+    INSERT_MARK,
+    PAGE,
+    PURGE,
+    SIGNED,
+)
 from rempart.storage.audit_writer import WriterThread
 
 SCHEMA = """
@@ -50,31 +65,11 @@ CREATE TABLE IF NOT EXISTS audit_event (
 CREATE TABLE IF NOT EXISTS audit_checkpoint (
     count INTEGER NOT NULL, head_hash BLOB NOT NULL, at TEXT NOT NULL, signature BLOB NOT NULL);
 """
-HEAD = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
-INSERT = "INSERT INTO audit_event (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)"
-INSERT_CHECKPOINT = (
-    "INSERT INTO audit_checkpoint (count, head_hash, at, signature) VALUES (?, ?, ?, ?)"
-)
-PAGE = "SELECT seq, body, prev_hash, hash FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?"
-CHECKPOINTS = "SELECT count, head_hash, at, signature FROM audit_checkpoint ORDER BY count"
-BATCH = 1000
 T = TypeVar("T")
-FIRST = -(2**63)  # below any sequence number, even one an intruder inserted
 EXPORT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_export (
     name TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL);
 """
-EXPORT_MARK = "SELECT max(seq) FROM audit_export WHERE name = ?"
-INSERT_MARK = "INSERT INTO audit_export (name, seq, at) VALUES (?, ?, ?)"
-FIRST_SEQ = "SELECT min(seq) FROM audit_event"
-HASH_OF = "SELECT hash FROM audit_event WHERE seq = ?"
-SIGNED = "SELECT 1 FROM audit_checkpoint WHERE count = ? AND head_hash = ?"
-PURGE = (
-    "DELETE FROM audit_ref WHERE seq <= ?",
-    "DELETE FROM audit_index WHERE seq <= ?",
-    "DELETE FROM audit_event WHERE seq <= ?",
-)
-"""The only deletes: the records and their search index (``audit_index_sql``)."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
