@@ -23,8 +23,6 @@ from typing import Any
 
 import auth
 import gateway
-import loadgen
-import preload
 import servers
 
 TARGET_COST = 0.10
@@ -34,7 +32,7 @@ LIMITED = ("IP", "AUTH", "CLIENT", "USER")
 UNLIMITED = {f"REMPART_RATELIMIT_{n}_PER_MINUTE": str(10**9) for n in LIMITED}
 
 
-def start_unaudited(storage: servers.Storage) -> servers.Server:
+def start_unaudited(storage: servers.Storage, audited: servers.Server) -> servers.Server:
     """The rate limiter is on in both, with budgets no run reaches (as ``start_rempart``)."""
     server = gateway.start_factory(storage, "unaudited", "unaudited_app:build", UNLIMITED)
     base = f"http://{servers.HOST}:{server.port}/fhir"  # the token's audience is the port's
@@ -43,23 +41,7 @@ def start_unaudited(storage: servers.Storage) -> servers.Server:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    storage = servers.fresh_storage(args.backend, args.database)
-    started: list[servers.Server] = []
-    try:
-        audited = servers.start_rempart(storage, 1)
-        started.append(audited)
-        ids = preload.preload(audited.port, args.preload, headers=audited.headers)
-        paths = storage.data_dir / "read-paths.txt"
-        preload.write_lines(paths, [f"/fhir/{t}/{i}" for t, i in ids])
-        started.append(start_unaudited(storage))
-        lua = loadgen.script("read", storage.data_dir)
-        load = loadgen.Load(args.connections, args.duration, args.warmup)
-        pair = [("on", audited), ("off", started[1])]
-        return summary(args, gateway.alternate(pair, lua, paths, load, args.rounds))
-    finally:
-        for server in started:
-            server.stop()
-        storage.drop()
+    return summary(args, gateway.compare(args, ("on", "off"), start_unaudited))
 
 
 def summary(args: argparse.Namespace, rounds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ TARGET_COST = 0.15
 """The gateway may cost less than 15 % of the ungated throughput."""
 
 
-def start_ungated(storage: servers.Storage) -> servers.Server:
-    return start_factory(storage, "ungated", "ungated_app:build")
+def start_ungated(storage: servers.Storage, gated: servers.Server) -> servers.Server:
+    ungated = start_factory(storage, "ungated", "ungated_app:build")
+    ungated.headers = gated.headers  # same bytes on the wire; nobody checks them
+    return ungated
 
 
 def start_factory(
@@ -57,22 +60,30 @@ def start_factory(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    return _summary(args, compare(args, ("gated", "ungated"), start_ungated))
+
+
+Other = Callable[[servers.Storage, servers.Server], servers.Server]
+
+
+def compare(
+    args: argparse.Namespace, names: tuple[str, str], start_other: Other
+) -> dict[str, list[dict[str, Any]]]:
+    """Reads by id on Rempart as shipped (``names[0]``) and on another build of it on the
+    same data (``names[1]``, started by ``start_other``), in alternating rounds."""
     storage = servers.fresh_storage(args.backend, args.database)
     started: list[servers.Server] = []
     try:
-        gated = servers.start_rempart(storage, 1)
-        started.append(gated)
-        ids = preload.preload(gated.port, args.preload, headers=gated.headers)
+        shipped = servers.start_rempart(storage, 1)
+        started.append(shipped)
+        ids = preload.preload(shipped.port, args.preload, headers=shipped.headers)
         paths = storage.data_dir / "read-paths.txt"
         preload.write_lines(paths, [f"/fhir/{t}/{i}" for t, i in ids])
-        ungated = start_ungated(storage)
-        started.append(ungated)
-        ungated.headers = gated.headers  # same bytes on the wire; nobody checks them
+        started.append(start_other(storage, shipped))
         lua = loadgen.script("read", storage.data_dir)
         load = loadgen.Load(args.connections, args.duration, args.warmup)
-        pair = [("gated", gated), ("ungated", ungated)]
-        rounds = alternate(pair, lua, paths, load, args.rounds)
-        return _summary(args, rounds)
+        pair = [(names[0], shipped), (names[1], started[1])]
+        return alternate(pair, lua, paths, load, args.rounds)
     finally:
         for server in started:
             server.stop()
