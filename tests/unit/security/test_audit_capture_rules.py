@@ -1,18 +1,13 @@
-"""The capture rules: what a request becomes as AuditEvents (pure functions), and how
-the trail behaves when its store fails."""
+"""The capture rules: what a request becomes as AuditEvents (pure functions). How the
+trail behaves when its store fails: test_audit_trail.py."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-import pytest
 
-from rempart.errors import Category, RempartError
-from rempart.security.audit import trail as trail_module
 from rempart.security.audit.capture import (
     Exchange,
     answered_patients,
@@ -22,8 +17,6 @@ from rempart.security.audit.capture import (
     purpose_of,
     requested_patients,
 )
-from rempart.security.audit.records import Checkpoint
-from rempart.security.audit.trail import AuditTrail
 from rempart.security.principal import Principal
 
 USER = Principal("dr.house", True, "emr", ("user/*.rs",), "tok-1", 0.0, fhir_user="Practitioner/42")
@@ -148,90 +141,3 @@ def test_outcomes_unauthenticated_callers_and_purpose() -> None:
     assert purpose_of("TREAT") == "TREAT" and purpose_of("treat; drop") is None
     [event] = audit_events(exchange(purpose="ETREAT"))
     assert event["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
-
-
-class FlakySink:
-    def __init__(self) -> None:
-        self.broken = False
-        self.appended: list[Mapping[str, Any]] = []
-        self.checkpoints = 0
-
-    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
-        if self.broken:
-            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable")
-        self.appended.extend(events)
-        return list(range(len(self.appended) - len(events) + 1, len(self.appended) + 1))
-
-    async def checkpoint(self) -> Checkpoint:
-        self.checkpoints += 1
-        return Checkpoint(len(self.appended), b"", "", b"")
-
-    async def close(self) -> None:
-        pass
-
-
-def test_a_failing_store_refuses_then_recovers_with_an_outage_event(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(trail_module.time, "monotonic", lambda: clock[0])
-    sink = FlakySink()
-    trail = AuditTrail(sink, 0)
-
-    async def scenario() -> None:
-        await trail.admit()
-        await trail.record([{"n": 1}])
-        sink.broken = True
-        with pytest.raises(RempartError):
-            await trail.record([{"n": 2}])
-        for _ in range(3):  # within the second: refused without touching the store
-            with pytest.raises(RempartError) as refused:
-                await trail.admit()
-            assert refused.value.category is Category.UNAVAILABLE
-        clock[0] += 1.5
-        with pytest.raises(RempartError):  # retried, still down
-            await trail.admit()
-        sink.broken = False
-        clock[0] += 1.5
-        await trail.admit()  # retried, the outage event is written, service resumes
-        await trail.admit()
-        await trail.close()
-
-    asyncio.run(scenario())
-    *_, outage, kept = sink.appended
-    assert outage["subtype"][0]["code"] == "audit-outage"
-    assert "5 requests refused" in outage["outcomeDesc"]
-    assert kept == {"n": 2}  # the request that ran while the store failed
-    assert sink.checkpoints == 1  # the last one, at close
-
-
-class PickySink(FlakySink):
-    """Refuses any group holding a poisoned event, as PostgreSQL refused a NUL."""
-
-    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> list[int]:
-        if any(event.get("poison") for event in events):
-            raise RempartError(Category.UNAVAILABLE, "The audit store is unavailable")
-        return await super().append_many(events)
-
-
-def test_an_event_the_store_refuses_does_not_block_the_trail_for_good(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(trail_module.time, "monotonic", lambda: clock[0])
-    sink = PickySink()
-    trail = AuditTrail(sink, 0)
-
-    async def scenario() -> None:
-        with pytest.raises(RempartError):
-            await trail.record([{"poison": True}])
-        clock[0] += 1.5
-        await trail.admit()  # the kept event is refused again; the outage event alone is not
-        await trail.record([{"n": 3}])
-
-    asyncio.run(scenario())
-    outage, after = sink.appended
-    assert outage["subtype"][0]["code"] == "audit-outage"
-    assert "the 0 events after this one" in outage["outcomeDesc"]
-    assert "1 more such events could not be kept or written" in outage["outcomeDesc"]
-    assert after == {"n": 3}

@@ -22,6 +22,7 @@ class FlakySink:
         self.down = False
         self.appended: list[Mapping[str, Any]] = []
         self.calls = 0
+        self.checkpoints = 0
         self.gate: asyncio.Event | None = None
         self.failing: set[str] = set()
         """Ids of events whose append fails at once, whatever ``down`` and ``gate`` say."""
@@ -38,7 +39,8 @@ class FlakySink:
         return list(range(len(self.appended) - len(events) + 1, len(self.appended) + 1))
 
     async def checkpoint(self) -> Checkpoint:
-        raise AssertionError("not called")
+        self.checkpoints += 1
+        return Checkpoint(len(self.appended), b"", "", b"")
 
     async def close(self) -> None:
         return None
@@ -123,3 +125,62 @@ def test_events_that_failed_during_the_retry_are_written_after_it() -> None:
         assert [e.get("id") for e in sink.appended] == [None, "ran", "in-flight"]
 
     asyncio.run(scenario())
+
+
+def test_a_failing_store_refuses_then_recovers_with_an_outage_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(trail_module.time, "monotonic", lambda: clock[0])
+    sink = FlakySink()
+    trail = AuditTrail(sink, 0)
+
+    async def scenario() -> None:
+        await trail.admit()
+        await trail.record([{"n": 1}])
+        sink.down = True
+        with pytest.raises(RempartError):
+            await trail.record([{"n": 2}])
+        for _ in range(3):  # within the second: refused without touching the store
+            with pytest.raises(RempartError) as refused:
+                await trail.admit()
+            assert refused.value.category is Category.UNAVAILABLE
+        clock[0] += 1.5
+        with pytest.raises(RempartError):  # retried, still down
+            await trail.admit()
+        sink.down = False
+        clock[0] += 1.5
+        await trail.admit()  # retried, the outage event is written, service resumes
+        await trail.admit()
+        await trail.close()
+
+    asyncio.run(scenario())
+    *_, outage, kept = sink.appended
+    assert outage["subtype"][0]["code"] == "audit-outage"
+    assert "5 requests refused" in outage["outcomeDesc"]
+    assert kept == {"n": 2}  # the request that ran while the store failed
+    assert sink.checkpoints == 1  # the last one, at close
+
+
+def test_an_event_the_store_refuses_does_not_block_the_trail_for_good(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(trail_module.time, "monotonic", lambda: clock[0])
+    sink = FlakySink()
+    sink.failing = {"poison"}  # refused whatever happens, as PostgreSQL refused a NUL
+    trail = AuditTrail(sink, 0)
+
+    async def scenario() -> None:
+        with pytest.raises(RempartError):
+            await trail.record([{"id": "poison"}])
+        clock[0] += 1.5
+        await trail.admit()  # the kept event is refused again; the outage event alone is not
+        await trail.record([{"n": 3}])
+
+    asyncio.run(scenario())
+    outage, after = sink.appended
+    assert outage["subtype"][0]["code"] == "audit-outage"
+    assert "the 0 events after this one" in outage["outcomeDesc"]
+    assert "1 more such events could not be kept or written" in outage["outcomeDesc"]
+    assert after == {"n": 3}
