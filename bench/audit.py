@@ -102,21 +102,8 @@ def keep(path: Path, key: str, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(runs, indent=2, sort_keys=True))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--duration", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--preload", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=gateway.RESULTS)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = gateway.comparison_parser(__doc__.splitlines()[0], rounds=5).parse_args(argv)
     clock = time.monotonic()
     doc = run(args)
     doc["seconds"] = round(time.monotonic() - clock, 1)
