@@ -101,6 +101,29 @@ class State:
             self.authentication = BearerAuthentication(self.server().tokens)
         return self.authentication
 
+    @contextlib.asynccontextmanager
+    async def opened(
+        self, settings: Settings, limiter: RateLimiter, audit: bool
+    ) -> AsyncIterator[None]:
+        """Opens the stores, the audit trail, the rate limiter and the authorization
+        server for the process's life (the application's lifespan), and closes them."""
+        store = await open_store(settings, open_keyring(settings))
+        cursors = CursorSigner(_cursor_key(settings))
+        self.ctx = Context(store, FhirkitValidator(), settings.limits, cursors)
+        try:
+            if audit:
+                self.trail, self.audit = await _open_trail(settings)
+            await limiter.open()
+            self.auth = await _open_auth(settings)
+            yield
+        finally:
+            if self.auth is not None:
+                await self.auth.close()
+            if self.trail is not None:
+                await self.trail.close()
+            await limiter.close()
+            await store.close()
+
 
 def create_app(settings: Settings, *, gateway: bool = True, audit: bool = True) -> ASGIApp:
     """The application. ``gateway=False`` serves ``/fhir`` with no token check, scope
@@ -111,24 +134,8 @@ def create_app(settings: Settings, *, gateway: bool = True, audit: bool = True) 
     # --- rate limits (security/ratelimit): built here, opened in the lifespan ---
     limiter = RateLimiter(settings.ratelimit, settings.auth.redis_url)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await open_store(settings, open_keyring(settings))
-        cursors = CursorSigner(_cursor_key(settings))
-        state.ctx = Context(store, FhirkitValidator(), settings.limits, cursors)
-        try:
-            if audit:
-                state.trail, state.audit = await _open_trail(settings)
-            await limiter.open()
-            state.auth = await _open_auth(settings)
-            yield
-        finally:
-            if state.auth is not None:
-                await state.auth.close()
-            if state.trail is not None:
-                await state.trail.close()
-            await limiter.close()
-            await store.close()
+    def lifespan(app: Starlette) -> contextlib.AbstractAsyncContextManager[None]:
+        return state.opened(settings, limiter, audit)
 
     def bind(handler: Handler) -> Callable[[FhirRequest], Awaitable[FhirResponse]]:
         async def call(request: FhirRequest) -> FhirResponse:
